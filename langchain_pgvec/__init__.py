@@ -1,0 +1,42 @@
+"""langchain-pgvec: a fast, correct LangChain vector store on PostgreSQL + pgvector.
+
+Example:
+    >>> from langchain_pgvec import PGVecStore, HashingEmbeddings
+    >>> store = PGVecStore(HashingEmbeddings(), collection_name="docs")
+    >>> store.add_texts(["pgvector keeps embeddings next to your data"])
+"""
+
+from ._errors import (
+    DimensionMismatchError,
+    EmbeddedServerError,
+    ExtensionError,
+    FilterError,
+    InvalidInputError,
+    PGVecError,
+    QueryTimeoutError,
+    SchemaError,
+)
+from ._indexes import HNSW, DistanceStrategy, IVFFlat
+from ._schema import Tables, TableSpec, mapped_tables
+from ._store import PGVecStore
+from .embeddings import HashingEmbeddings
+
+__all__ = [
+    "HNSW",
+    "DimensionMismatchError",
+    "DistanceStrategy",
+    "EmbeddedServerError",
+    "ExtensionError",
+    "FilterError",
+    "HashingEmbeddings",
+    "IVFFlat",
+    "InvalidInputError",
+    "PGVecError",
+    "PGVecStore",
+    "QueryTimeoutError",
+    "SchemaError",
+    "TableSpec",
+    "Tables",
+    "mapped_tables",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,178 @@
+"""Connections: URLs, sync and async engines, pgvector type registration.
+
+Whatever the user passes (a URL, an ``Engine``, an ``AsyncEngine`` or nothing), the
+store gets both a sync and an async engine on the psycopg 3 driver; the missing one
+is derived from the other's URL on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from pgvector.psycopg import register_vector, register_vector_async
+from sqlalchemy import URL, Connection, Engine, create_engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ._errors import PGVecError
+
+Connectable = str | URL | Engine | AsyncEngine | None
+
+_DRIVERS_TO_NORMALISE = {
+    "postgres",
+    "postgresql",
+    "postgresql+psycopg",
+    "postgresql+psycopg2",
+    "postgresql+psycopg_async",
+    "postgresql+asyncpg",
+    "postgresql+pg8000",
+}
+_REGISTERED = "langchain_pgvec.vector_registered"
+
+# The twin derived from a user's engine, shared by every store given that engine, so
+# that many stores on one Engine share one async pool (and vice versa). Entries go
+# with the user's engine.
+_DERIVED: weakref.WeakKeyDictionary[Engine | AsyncEngine, Engine | AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
+_DERIVED_LOCK = threading.Lock()
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Return ``url`` with the psycopg 3 driver (``postgresql+psycopg://``).
+
+    Raises:
+        PGVecError: For a URL that is not PostgreSQL.
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.drivername not in _DRIVERS_TO_NORMALISE:
+        raise PGVecError(
+            f"connection must be a PostgreSQL URL such as 'postgresql://user:pass@host/db', "
+            f"got driver {parsed.drivername!r}"
+        )
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def default_url() -> URL:
+    """``$PGVEC_URL`` when set, otherwise the embedded server (started on demand)."""
+    configured = os.environ.get("PGVEC_URL")
+    if configured:
+        return normalise_url(configured)
+    from . import embedded
+
+    return normalise_url(embedded.url())
+
+
+class Engines:
+    """A sync and an async engine over one database, each created when first needed."""
+
+    def __init__(self, connection: Connectable, engine_kwargs: dict[str, Any] | None = None):
+        self._kwargs = {"pool_pre_ping": True, **(engine_kwargs or {})}
+        self._lock = threading.Lock()
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        self._owned: list[Engine | AsyncEngine] = []
+        self._given: Engine | AsyncEngine | None = None
+        if isinstance(connection, Engine):
+            _require_psycopg(connection.dialect.driver, "Engine")
+            self._sync = self._given = connection
+            self.url = connection.url
+        elif isinstance(connection, AsyncEngine):
+            _require_psycopg(connection.dialect.driver, "AsyncEngine")
+            self._async = self._given = connection
+            self.url = connection.url
+        elif connection is None:
+            self.url = default_url()
+        elif isinstance(connection, (str, URL)):
+            self.url = normalise_url(connection)
+        else:
+            raise PGVecError(
+                "connection must be a URL string, a sqlalchemy URL, Engine or AsyncEngine, "
+                f"or None for $PGVEC_URL / the embedded server; got {type(connection).__name__}"
+            )
+
+    @property
+    def sync(self) -> Engine:
+        """The sync engine (derived from the async engine's URL if only that was given)."""
+        if self._sync is None:
+            with self._lock:
+                if self._sync is None:
+                    self._sync = self._derive(create_engine)
+        return self._sync
+
+    @property
+    def async_(self) -> AsyncEngine:
+        """The async engine (derived from the sync engine's URL if only that was given)."""
+        if self._async is None:
+            with self._lock:
+                if self._async is None:
+                    self._async = self._derive(create_async_engine)
+        return self._async
+
+    def _derive(self, factory: Any) -> Any:
+        if self._given is None:
+            engine = factory(self.url, **self._kwargs)
+            self._owned.append(engine)
+            return engine
+        with _DERIVED_LOCK:
+            engine = _DERIVED.get(self._given)
+            if engine is None:
+                engine = _DERIVED[self._given] = factory(self.url, **self._kwargs)
+            return engine
+
+    def dispose(self) -> None:
+        """Close the pools of the engines this object created (never the user's)."""
+        for engine in self._owned:
+            if isinstance(engine, Engine):
+                engine.dispose()
+
+    async def adispose(self) -> None:
+        """Async twin of :meth:`dispose`, also closing owned async engines."""
+        for engine in self._owned:
+            if isinstance(engine, AsyncEngine):
+                await engine.dispose()
+            else:
+                engine.dispose()
+
+
+def _require_psycopg(driver: str, kind: str) -> None:
+    if driver not in ("psycopg", "psycopg_async"):
+        raise PGVecError(
+            f"the {kind} uses the {driver!r} driver; langchain-pgvec needs psycopg 3: "
+            "create it from a 'postgresql+psycopg://' URL"
+        )
+
+
+def _register(conn: Connection) -> None:
+    if not conn.info.get(_REGISTERED):
+        register_vector(conn.connection.driver_connection)
+        conn.info[_REGISTERED] = True
+
+
+async def _aregister(conn: AsyncConnection) -> None:
+    if not conn.info.get(_REGISTERED):
+        raw = await conn.get_raw_connection()
+        await register_vector_async(raw.driver_connection)
+        conn.info[_REGISTERED] = True
+
+
+@contextmanager
+def begin(engine: Engine, *, vectors: bool = True) -> Iterator[Connection]:
+    """A connection in a transaction, with pgvector's binary types registered on it."""
+    with engine.begin() as conn:
+        if vectors:
+            _register(conn)
+        yield conn
+
+
+@asynccontextmanager
+async def abegin(engine: AsyncEngine, *, vectors: bool = True) -> AsyncIterator[AsyncConnection]:
+    """Async twin of :func:`begin`."""
+    async with engine.begin() as conn:
+        if vectors:
+            await _aregister(conn)
+        yield conn

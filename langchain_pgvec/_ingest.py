@@ -1,0 +1,192 @@
+"""Bulk loading with COPY BINARY.
+
+A batch of rows travels as PostgreSQL's binary COPY stream, encoded here chunk by
+chunk (vectors straight from the float32 matrix, no per-value Python work), so a call
+with any number of rows never meets the 65,535-parameter limit and never holds more
+than one chunk of the encoded payload.
+
+Two routes, chosen per call inside the call's transaction:
+
+- none of the ids exist yet: COPY straight into the embedding table, in a savepoint;
+  should a concurrent writer insert one of the ids meanwhile, the unique violation
+  rolls the savepoint back and the rows take the second route;
+- otherwise: COPY into a temporary staging table (dropped at commit), then one
+  ``INSERT ... SELECT ... ON CONFLICT (collection_id, id) DO UPDATE``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import struct
+import uuid
+from collections.abc import Iterator
+from typing import Any, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.errors import UniqueViolation
+from sqlalchemy import Column, Connection, MetaData, Table, Text, literal, select
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateTable
+
+from . import _sql
+from ._input import Batch
+from ._schema import Tables, vector_column_type
+
+#: rows per COPY chunk: bounds the encoded payload held in memory at once
+CHUNK_ROWS = 2000
+#: below this many rows, one multi-row upsert beats the COPY set-up
+COPY_THRESHOLD = 200
+
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
+_LENGTH = struct.Struct(">i").pack
+_JSONB_VERSION = b"\x01"
+_COLUMNS = ("collection_id", "id", "content", "metadata", "embedding")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode(batch: Batch, vector_type: str, collection_id: uuid.UUID | None) -> Iterator[bytes]:
+    """The binary COPY stream of ``batch``, in chunks of :data:`CHUNK_ROWS` rows.
+
+    Fields: [collection_id,] id, content, metadata (jsonb), embedding (vector/halfvec).
+    """
+    dim = batch.vectors.shape[1]
+    dtype = ">f2" if vector_type == "halfvec" else ">f4"
+    width = 2 if vector_type == "halfvec" else 4
+    vector_head = struct.pack(">iHH", 4 + width * dim, dim, 0)
+    row_head = struct.pack(">h", 4 if collection_id is None else 5)
+    if collection_id is not None:
+        row_head += _LENGTH(16) + collection_id.bytes
+    row_bytes = width * dim
+    yield _HEADER
+    for start in range(0, len(batch), CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, len(batch))
+        vectors = batch.vectors[start:stop].astype(dtype).tobytes()
+        parts: list[bytes] = []
+        append = parts.append
+        for offset, row in enumerate(range(start, stop)):
+            id_ = batch.ids[row].encode()
+            text = batch.texts[row].encode()
+            meta = _JSONB_VERSION + _dumps(batch.metadatas[row]).encode()
+            append(row_head)
+            append(_LENGTH(len(id_)))
+            append(id_)
+            append(_LENGTH(len(text)))
+            append(text)
+            append(_LENGTH(len(meta)))
+            append(meta)
+            append(vector_head)
+            append(vectors[offset * row_bytes : (offset + 1) * row_bytes])
+        yield b"".join(parts)
+    yield _TRAILER
+
+
+@functools.lru_cache(maxsize=64)
+def staging_table(tables: Tables) -> Table:
+    """A temporary table shaped like the embedding table minus the collection column."""
+    spec = tables.spec
+    return Table(
+        "pgvec_staging",
+        MetaData(),
+        Column("id", Text),
+        Column("content", Text),
+        Column("metadata", JSONB),
+        Column("embedding", vector_column_type(spec.vector_type, spec.dimension)),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+def upsert_from_staging(tables: Tables, cid: uuid.UUID) -> Any:
+    """``INSERT INTO embedding SELECT <cid>, * FROM staging ON CONFLICT DO UPDATE``."""
+    staging = staging_table(tables)
+    rows = select(
+        literal(cid, UUID(as_uuid=True)),
+        staging.c.id,
+        staging.c.content,
+        staging.c.metadata,
+        staging.c.embedding,
+    )
+    return _sql.on_conflict_update(insert(tables.embedding).from_select(list(_COLUMNS), rows))
+
+
+def _copy_statement(table: Table, with_collection: bool) -> sql.Composed:
+    columns = _COLUMNS if with_collection else _COLUMNS[1:]
+    name = sql.Identifier(table.schema, table.name) if table.schema else sql.Identifier(table.name)
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        name, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+def params(batch: Batch, cid: uuid.UUID) -> list[dict[str, Any]]:
+    """Parameter dicts for the multi-row upsert of a small batch."""
+    return [
+        {
+            "collection_id": cid,
+            "id": batch.ids[i],
+            "content": batch.texts[i],
+            "metadata": batch.metadatas[i],
+            "embedding": batch.vectors[i],
+        }
+        for i in range(len(batch))
+    ]
+
+
+def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
+    """Upsert ``batch`` inside the caller's transaction (sync)."""
+    if len(batch) < COPY_THRESHOLD:
+        conn.execute(_sql.upsert(tables), params(batch, cid))
+        return
+    vector_type = tables.spec.vector_type
+    if not conn.execute(_sql.existing_ids(tables, cid, batch.ids)).first():
+        try:
+            with conn.begin_nested():
+                _copy(
+                    conn, _copy_statement(tables.embedding, True), encode(batch, vector_type, cid)
+                )
+            return
+        except UniqueViolation:
+            pass  # a concurrent writer added one of the ids: upsert instead
+    staging = staging_table(tables)
+    conn.execute(CreateTable(staging))
+    _copy(conn, _copy_statement(staging, False), encode(batch, vector_type, None))
+    conn.execute(upsert_from_staging(tables, cid))
+
+
+async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
+    """Async twin of :func:`write`."""
+    if len(batch) < COPY_THRESHOLD:
+        await conn.execute(_sql.upsert(tables), params(batch, cid))
+        return
+    vector_type = tables.spec.vector_type
+    if not (await conn.execute(_sql.existing_ids(tables, cid, batch.ids))).first():
+        try:
+            async with conn.begin_nested():
+                await _acopy(
+                    conn, _copy_statement(tables.embedding, True), encode(batch, vector_type, cid)
+                )
+            return
+        except UniqueViolation:
+            pass  # a concurrent writer added one of the ids: upsert instead
+    staging = staging_table(tables)
+    await conn.execute(CreateTable(staging))
+    await _acopy(conn, _copy_statement(staging, False), encode(batch, vector_type, None))
+    await conn.execute(upsert_from_staging(tables, cid))
+
+
+def _copy(conn: Connection, statement: sql.Composed, chunks: Iterator[bytes]) -> None:
+    driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for chunk in chunks:
+            copy.write(chunk)
+
+
+async def _acopy(conn: AsyncConnection, statement: sql.Composed, chunks: Iterator[bytes]) -> None:
+    raw = await conn.get_raw_connection()
+    driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for chunk in chunks:
+            await copy.write(chunk)

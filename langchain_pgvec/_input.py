@@ -1,0 +1,209 @@
+"""Checking what the user asks to store, before anything reaches the database.
+
+``prepare`` turns texts, vectors, metadata and ids into a :class:`Batch` or raises
+``InvalidInputError`` naming the offending position and the fix. It never mutates
+its arguments.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._errors import DimensionMismatchError, InvalidInputError
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated rows: parallel lists of ids, texts and metadata, and a float32 matrix."""
+
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows ``start`` to ``stop`` as a batch of their own (no copies of vectors)."""
+        return Batch(
+            self.ids[start:stop],
+            self.texts[start:stop],
+            self.metadatas[start:stop],
+            self.vectors[start:stop],
+        )
+
+
+def as_matrix(vectors: Any, *, rows: int | None = None, what: str = "embeddings") -> np.ndarray:
+    """``vectors`` as a C-contiguous float32 (n, d) matrix of finite values."""
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{what} must be a sequence of equal-length lists of numbers or a 2-D numpy "
+            f"array ({exc})"
+        ) from exc
+    if rows == 0 and matrix.size == 0:
+        return matrix.reshape(0, 0)
+    if matrix.ndim != 2:
+        raise InvalidInputError(
+            f"{what} must be 2-D (one vector per text), got an array of shape {matrix.shape}"
+        )
+    if rows is not None and matrix.shape[0] != rows:
+        raise InvalidInputError(f"got {rows} texts but {matrix.shape[0]} {what}; pass one per text")
+    if matrix.shape[1] == 0:
+        raise InvalidInputError(f"{what} must have at least one dimension")
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InvalidInputError(
+            f"{what}[{bad}] holds NaN or infinity, which pgvector cannot store; check the "
+            "embedding model's output for that text"
+        )
+    contiguous: np.ndarray = np.ascontiguousarray(matrix)
+    return contiguous
+
+
+def as_vector(vector: Any, dimension: int | None) -> np.ndarray:
+    """One query vector as float32, checked against the table's dimension."""
+    matrix = as_matrix([vector], what="query embedding")
+    if dimension is not None and matrix.shape[1] != dimension:
+        raise DimensionMismatchError(
+            f"the query embedding has {matrix.shape[1]} dimensions but the table stores "
+            f"{dimension}; embed queries with the model the documents were embedded with"
+        )
+    row: np.ndarray = matrix[0]
+    return row
+
+
+def _check_json(value: Any, where: str, depth: int = 0) -> None:
+    if depth > 100:
+        raise InvalidInputError(f"{where} is nested more than 100 levels deep")
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(
+                f"{where} is {value}, which JSON cannot hold; store it as null or a string"
+            )
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInputError(
+                f"{where} contains a NUL character (\\x00), which PostgreSQL cannot store; "
+                "remove it"
+            )
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(
+                    f"{where} has the key {key!r} of type {type(key).__name__}; JSON keys "
+                    "must be strings (convert it with str())"
+                )
+            if "\x00" in key:
+                raise InvalidInputError(f"{where} has a key containing a NUL character")
+            _check_json(item, f"{where}[{key!r}]", depth + 1)
+        return
+    if isinstance(value, (list, tuple)):
+        for position, item in enumerate(value):
+            _check_json(item, f"{where}[{position}]", depth + 1)
+        return
+    raise InvalidInputError(
+        f"{where} is a {type(value).__name__}, which is not JSON-serialisable; use str, "
+        "int, float, bool, None, list or dict"
+    )
+
+
+def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
+    """One metadata dict (None means {}), checked to round-trip through JSONB exactly."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(
+            f"metadatas[{position}] must be a dict, got {type(metadata).__name__}"
+        )
+    _check_json(metadata, f"metadatas[{position}]")
+    return dict(metadata)
+
+
+def check_ids(ids: Sequence[str | None] | None, count: int) -> list[str]:
+    """Ids as strings: generated (UUID4) where missing, unique within the call."""
+    if ids is None:
+        return [str(uuid.uuid4()) for _ in range(count)]
+    ids = list(ids)
+    if len(ids) != count:
+        raise InvalidInputError(f"got {count} texts but {len(ids)} ids; pass one id per text")
+    result: list[str] = []
+    seen: set[str] = set()
+    for position, value in enumerate(ids):
+        if value is None:
+            value = str(uuid.uuid4())
+        elif not isinstance(value, str):
+            raise InvalidInputError(
+                f"ids[{position}] is a {type(value).__name__}; ids must be strings "
+                f"(pass str({value!r}))"
+            )
+        elif "\x00" in value:
+            raise InvalidInputError(f"ids[{position}] contains a NUL character; remove it")
+        if value in seen:
+            raise InvalidInputError(
+                f"the id {value!r} appears more than once in this call (again at "
+                f"ids[{position}]); ids must be unique within one call"
+            )
+        seen.add(value)
+        result.append(value)
+    return result
+
+
+def prepare(
+    texts: Iterable[str],
+    vectors: Any,
+    metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ids: Sequence[str | None] | None = None,
+    *,
+    dimension: int | None = None,
+) -> Batch:
+    """Validate one call's rows; raise ``InvalidInputError`` on the first problem.
+
+    Args:
+        texts: The documents' contents.
+        vectors: One embedding per text.
+        metadatas: One dict (or None) per text, or None for all empty.
+        ids: One id (or None to generate) per text, or None to generate all.
+        dimension: The table's dimension when known.
+    """
+    text_list = list(texts)
+    for position, value in enumerate(text_list):
+        if not isinstance(value, str):
+            raise InvalidInputError(
+                f"texts[{position}] is a {type(value).__name__}; texts must be strings"
+            )
+        if "\x00" in value:
+            raise InvalidInputError(
+                f"texts[{position}] contains a NUL character (\\x00), which PostgreSQL "
+                "cannot store in text; remove it (e.g. text.replace('\\x00', ''))"
+            )
+    count = len(text_list)
+    matrix = as_matrix(vectors, rows=count)
+    if dimension is not None and count and matrix.shape[1] != dimension:
+        raise DimensionMismatchError(
+            f"the embeddings have {matrix.shape[1]} dimensions but the table stores "
+            f"{dimension}; use the model the table was built with or another embedding_table"
+        )
+    if metadatas is None:
+        metadata_list: list[dict[str, Any]] = [{} for _ in range(count)]
+    else:
+        metadatas = list(metadatas)
+        if len(metadatas) != count:
+            raise InvalidInputError(
+                f"got {count} texts but {len(metadatas)} metadatas; pass one per text"
+            )
+        metadata_list = [check_metadata(m, i) for i, m in enumerate(metadatas)]
+    return Batch(check_ids(ids, count), text_list, metadata_list, matrix)

@@ -1,0 +1,226 @@
+"""The tables, as SQLAlchemy 2.0 mapped classes built by a keyed factory.
+
+``mapped_tables(TableSpec(...))`` returns the collection and embedding classes for one
+(schema, table names, dimension, vector type). Each key gets its own declarative base
+and ``MetaData``, so stores with different settings never share (or freeze) classes;
+the same key returns the same classes, so users can map their own tables to ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pgvector.sqlalchemy import HALFVEC, VECTOR
+from sqlalchemy import ForeignKey, Index, MetaData, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement, func
+from sqlalchemy.types import TypeEngine
+
+from ._errors import SchemaError
+from ._indexes import VectorType
+
+DEFAULT_COLLECTION_TABLE = "pgvec_collection"
+DEFAULT_EMBEDDING_TABLE = "pgvec_embedding"
+MAX_DIMENSION = {"vector": 16000, "halfvec": 16000}
+MAX_INDEXED_DIMENSION = {"vector": 2000, "halfvec": 4000}
+_MAX_NAME = 48  # leaves room for index-name suffixes within PostgreSQL's 63 bytes
+
+
+def _to_text(value: Any, dim: int | None) -> str:
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim != 1:
+        raise ValueError(f"expected a 1-D vector, got shape {array.shape}")
+    if dim is not None and array.shape[0] != dim:
+        raise ValueError(f"expected {dim} dimensions, not {array.shape[0]}")
+    return "[" + ",".join(map(repr, array.tolist())) + "]"
+
+
+class _BinaryBinding:
+    """Bind numpy arrays as they are (psycopg sends them binary once pgvector's dumpers
+    are registered on the connection, which the store does), anything else as text."""
+
+    dim: int | None
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        dim = self.dim
+
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, np.ndarray):
+                return value
+            return _to_text(value, dim)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, np.ndarray):
+                return value
+            if isinstance(value, str):
+                return np.array(value[1:-1].split(","), dtype=np.float32)
+            if hasattr(value, "to_numpy"):  # pgvector HalfVector
+                return np.asarray(value.to_numpy(), dtype=np.float32)
+            return np.asarray(value, dtype=np.float32)
+
+        return process
+
+
+class Vector(_BinaryBinding, VECTOR):  # type: ignore[misc]
+    """``vector(n)``: pgvector's type, binding numpy arrays in binary."""
+
+    cache_ok = True
+
+
+class HalfVector(_BinaryBinding, HALFVEC):  # type: ignore[misc]
+    """``halfvec(n)``: 16-bit floats, half the memory, up to 4,000 indexed dimensions."""
+
+    cache_ok = True
+
+
+def vector_column_type(vector_type: VectorType, dimension: int | None) -> TypeEngine[Any]:
+    """The column type for ``vector_type`` with ``dimension`` (None: any dimension)."""
+    if vector_type == "vector":
+        return Vector(dimension)
+    if vector_type == "halfvec":
+        return HalfVector(dimension)
+    raise SchemaError(f"vector_type must be 'vector' or 'halfvec', got {vector_type!r}")
+
+
+def send_function(vector_type: VectorType, column: Any) -> ColumnElement[bytes]:
+    """``vector_send(col)``: the binary form, read back with :func:`decode_vector`."""
+    fn = func.halfvec_send if vector_type == "halfvec" else func.vector_send
+    result: ColumnElement[bytes] = fn(column)
+    return result
+
+
+def decode_vectors(blobs: list[bytes], vector_type: VectorType) -> np.ndarray:
+    """Decode ``vector_send`` results (2-byte dim, 2 unused, big-endian floats)."""
+    dtype = ">f2" if vector_type == "halfvec" else ">f4"
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    joined = b"".join(bytes(blob)[4:] for blob in blobs)
+    return np.frombuffer(joined, dtype=dtype).astype(np.float32).reshape(len(blobs), -1)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What identifies one set of mapped classes."""
+
+    schema: str | None = None
+    collection_table: str = DEFAULT_COLLECTION_TABLE
+    embedding_table: str = DEFAULT_EMBEDDING_TABLE
+    dimension: int | None = None
+    vector_type: VectorType = "vector"
+
+    def __post_init__(self) -> None:
+        for label, name in (
+            ("schema", self.schema),
+            ("collection_table", self.collection_table),
+            ("embedding_table", self.embedding_table),
+        ):
+            if name is None and label == "schema":
+                continue
+            if not isinstance(name, str) or not name or len(name.encode()) > _MAX_NAME:
+                raise SchemaError(
+                    f"{label} must be a non-empty string of at most {_MAX_NAME} bytes, got {name!r}"
+                )
+            if "\x00" in name:
+                raise SchemaError(f"{label} must not contain NUL characters: {name!r}")
+        if self.collection_table == self.embedding_table:
+            raise SchemaError(
+                "collection_table and embedding_table must differ, "
+                f"both are {self.collection_table!r}"
+            )
+        if self.vector_type not in ("vector", "halfvec"):
+            raise SchemaError(
+                f"vector_type must be 'vector' or 'halfvec', got {self.vector_type!r}"
+            )
+        if self.dimension is not None and not (
+            1 <= self.dimension <= MAX_DIMENSION[self.vector_type]
+        ):
+            raise SchemaError(
+                f"a {self.vector_type} column takes 1 to {MAX_DIMENSION[self.vector_type]} "
+                f"dimensions, got {self.dimension}"
+            )
+
+    @property
+    def qualified_embedding_table(self) -> str:
+        """``schema.table`` for messages."""
+        return f"{self.schema}.{self.embedding_table}" if self.schema else self.embedding_table
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The mapped classes and tables for one :class:`TableSpec`."""
+
+    spec: TableSpec
+    metadata: MetaData
+    Collection: Any
+    Embedding: Any
+
+    @property
+    def collection(self) -> Table:
+        """The collection table."""
+        table: Table = self.Collection.__table__
+        return table
+
+    @property
+    def embedding(self) -> Table:
+        """The embedding table."""
+        table: Table = self.Embedding.__table__
+        return table
+
+
+@functools.lru_cache(maxsize=64)
+def mapped_tables(spec: TableSpec) -> Tables:
+    """Build (once per spec) the declarative classes for the collection and embedding tables.
+
+    The embedding class maps the JSONB column ``metadata`` to the attribute
+    ``cmetadata`` (``metadata`` is reserved by SQLAlchemy's declarative base).
+    """
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(schema=spec.schema)
+
+    class Collection(Base):
+        __tablename__ = spec.collection_table
+
+        id: Mapped[uuid.UUID] = mapped_column(
+            UUID(as_uuid=True), primary_key=True, default=uuid.uuid4
+        )
+        name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+        cmetadata: Mapped[dict[str, Any]] = mapped_column(
+            "metadata", JSONB, nullable=False, default=dict
+        )
+
+    class Embedding(Base):
+        __tablename__ = spec.embedding_table
+        __table_args__ = (
+            Index(
+                f"{spec.embedding_table}_metadata_gin",
+                "metadata",
+                postgresql_using="gin",
+                postgresql_ops={"metadata": "jsonb_path_ops"},
+            ),
+        )
+
+        collection_id: Mapped[uuid.UUID] = mapped_column(
+            ForeignKey(Collection.id, ondelete="CASCADE"), primary_key=True
+        )
+        id: Mapped[str] = mapped_column(Text, primary_key=True)
+        content: Mapped[str | None] = mapped_column(Text)
+        cmetadata: Mapped[dict[str, Any]] = mapped_column(
+            "metadata", JSONB, nullable=False, default=dict
+        )
+        embedding: Mapped[Any] = mapped_column(
+            vector_column_type(spec.vector_type, spec.dimension), nullable=False
+        )
+
+    Collection.__name__ = Collection.__qualname__ = "PGVecCollection"
+    Embedding.__name__ = Embedding.__qualname__ = "PGVecEmbedding"
+    return Tables(spec=spec, metadata=Base.metadata, Collection=Collection, Embedding=Embedding)

@@ -1,0 +1,144 @@
+"""Bringing the database to the store's schema: extension, tables, collection row.
+
+``ensure`` is written once against a sync ``Connection``; the async store runs the
+same function through ``AsyncConnection.run_sync`` (SQLAlchemy's greenlet bridge, no
+thread), so the two can never disagree about the schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateSchema
+
+from . import _sql
+from ._errors import DimensionMismatchError, ExtensionError, SchemaError
+from ._schema import Tables, TableSpec, mapped_tables
+
+_EXTENSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+_VECTOR_COLUMN = text(
+    "SELECT t.typname, a.atttypmod FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
+    "AND a.attname = 'embedding' AND NOT a.attisdropped"
+)
+
+
+@dataclass(frozen=True)
+class State:
+    """What a store learns from the database once and then caches."""
+
+    tables: Tables
+    collection_id: uuid.UUID | None
+    extension_version: str
+
+
+def dimension_error(
+    spec: TableSpec, table_dim: int, given: int, what: str
+) -> DimensionMismatchError:
+    """The error for a vector length that differs from the table's dimension."""
+    return DimensionMismatchError(
+        f"table {spec.qualified_embedding_table!r} stores {table_dim}-dimensional vectors, "
+        f"but {what} has {given}. Use the embedding model the table was built with, or "
+        f"keep these vectors in another table: PGVecStore(..., embedding_table="
+        f"'{spec.embedding_table}_{given}')."
+    )
+
+
+def _ensure_extension(conn: Connection, create: bool) -> str | None:
+    version = conn.execute(_EXTENSION).scalar()
+    if version is not None or not create:
+        return version
+    try:
+        with conn.begin_nested():
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+    except DBAPIError as exc:
+        raise ExtensionError(
+            "the pgvector extension is not installed in this database and could not be "
+            f"created ({exc.orig}). Install pgvector on the server (e.g. the "
+            "pgvector/pgvector Docker image, or `apt install postgresql-17-pgvector`), then "
+            "run `CREATE EXTENSION vector;` as a superuser or the database owner."
+        ) from exc
+    version = conn.execute(_EXTENSION).scalar()
+    return str(version)
+
+
+def ensure(
+    conn: Connection,
+    spec: TableSpec,
+    collection: str,
+    *,
+    dimension: int | None,
+    create: bool,
+    collection_metadata: dict[str, Any] | None = None,
+) -> State | None:
+    """Check (and with ``create``, make) the extension, tables and collection.
+
+    Args:
+        conn: A connection inside a transaction.
+        spec: The configured tables; ``spec.dimension`` may be None (not yet known).
+        collection: The collection name.
+        dimension: The length of the vectors about to be written or searched with.
+        create: Create what is missing; otherwise return None when tables are missing.
+        collection_metadata: Metadata of a collection created here.
+
+    Returns:
+        The state, or None when the tables do not exist and ``create`` is false (or no
+        dimension is known yet to create them with).
+
+    Raises:
+        DimensionMismatchError: The table's dimension differs from the configured or
+            given one.
+        SchemaError: The table stores another vector type than configured.
+    """
+    version = _ensure_extension(conn, create)
+    if version is None:
+        return None
+    row = conn.execute(
+        _VECTOR_COLUMN, {"table": spec.embedding_table, "schema": spec.schema}
+    ).first()
+    if row is None:
+        dim = spec.dimension or dimension
+        if not create or dim is None:
+            return None
+        if spec.dimension is not None and dimension is not None and dimension != spec.dimension:
+            raise DimensionMismatchError(
+                f"the store was configured with embedding_length={spec.dimension}, but the "
+                f"vectors given have {dimension} dimensions; pass the right embedding_length"
+            )
+        tables = mapped_tables(dataclasses.replace(spec, dimension=dim))
+        conn.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table)))
+        )
+        if spec.schema:
+            conn.execute(CreateSchema(spec.schema, if_not_exists=True))
+        tables.metadata.create_all(conn, checkfirst=True)
+    else:
+        typname, typmod = row
+        if typname != spec.vector_type:
+            raise SchemaError(
+                f"table {spec.qualified_embedding_table!r} stores {typname} embeddings, but the "
+                f"store was configured with vector_type={spec.vector_type!r}; pass "
+                f"vector_type={typname!r} or use another embedding_table"
+            )
+        table_dim = typmod if typmod > 0 else None
+        if table_dim is not None:
+            if spec.dimension is not None and spec.dimension != table_dim:
+                raise dimension_error(
+                    spec, table_dim, spec.dimension, "embedding_length given to the store"
+                )
+            if dimension is not None and dimension != table_dim:
+                raise dimension_error(spec, table_dim, dimension, "the embedding")
+        tables = mapped_tables(dataclasses.replace(spec, dimension=table_dim))
+    cid: uuid.UUID | None = conn.execute(_sql.collection_id(tables, collection)).scalar()
+    if cid is None and create:
+        conn.execute(_sql.create_collection(tables, collection, collection_metadata))
+        cid = conn.execute(_sql.collection_id(tables, collection)).scalar_one()
+    return State(tables=tables, collection_id=cid, extension_version=version)

@@ -1,0 +1,175 @@
+"""Pure statement builders: every query the store runs, built once, run by both runners.
+
+Nothing here touches a connection. Each function takes the mapped tables and plain
+values and returns a SQLAlchemy Core statement; the sync and async shells execute the
+very same object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    ARRAY,
+    Delete,
+    Insert,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import Insert as PGInsert
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql import ColumnElement
+
+from ._indexes import DistanceStrategy
+from ._schema import Tables, send_function, vector_column_type
+
+
+def collection_id(tables: Tables, name: str) -> Select[Any]:
+    """The id of the collection called ``name`` (no row if it does not exist)."""
+    collection = tables.collection
+    return select(collection.c.id).where(collection.c.name == name)
+
+
+def create_collection(tables: Tables, name: str, metadata: dict[str, Any] | None = None) -> Insert:
+    """Insert the collection unless it exists (a concurrent creator wins quietly)."""
+    collection = tables.collection
+    return (
+        insert(collection)
+        .values(id=uuid.uuid4(), name=name, metadata=metadata or {})
+        .on_conflict_do_nothing(index_elements=[collection.c.name])
+    )
+
+
+def delete_collection(tables: Tables, name: str) -> Delete:
+    """Delete a collection; its documents go with it (ON DELETE CASCADE)."""
+    collection = tables.collection
+    return delete(collection).where(collection.c.name == name)
+
+
+def upsert(tables: Tables) -> PGInsert:
+    """Insert rows, replacing content, metadata and embedding of ids that exist.
+
+    Run with a list of parameter dicts (``collection_id``, ``id``, ``content``,
+    ``metadata``, ``embedding``): SQLAlchemy batches them into multi-row VALUES.
+    """
+    return on_conflict_update(insert(tables.embedding))
+
+
+def on_conflict_update(statement: PGInsert) -> PGInsert:
+    """Add ``ON CONFLICT (collection_id, id) DO UPDATE`` replacing the row's values."""
+    table = statement.table
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.collection_id, table.c.id],
+        set_={
+            "content": statement.excluded.content,
+            "metadata": statement.excluded.metadata,
+            "embedding": statement.excluded.embedding,
+        },
+    )
+
+
+def _ids_param(ids: Sequence[str]) -> Any:
+    return bindparam("ids", value=list(ids), type_=ARRAY(Text))
+
+
+def _scope(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Any:
+    table = tables.embedding
+    scoped = table.c.collection_id == cid
+    return scoped if where is None else and_(scoped, where)
+
+
+def query_vector(tables: Tables, vector: np.ndarray) -> Any:
+    """The query vector as a bound parameter of the column's type (cast for halfvec)."""
+    spec = tables.spec
+    param = bindparam("query", value=vector, type_=vector_column_type("vector", spec.dimension))
+    if spec.vector_type == "halfvec":
+        return cast(param, vector_column_type("halfvec", spec.dimension))
+    return param
+
+
+def search(
+    tables: Tables,
+    cid: uuid.UUID,
+    strategy: DistanceStrategy,
+    vector: np.ndarray,
+    k: int,
+    where: ColumnElement[bool] | None = None,
+    *,
+    with_vectors: bool = False,
+) -> Select[Any]:
+    """The ``k`` nearest documents: id, content, metadata, distance (and embedding bytes).
+
+    The distance is computed once, labelled, and ordered by its label, which is the
+    form a vector index serves.
+    """
+    table = tables.embedding
+    distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
+    columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
+    if with_vectors:
+        columns.append(send_function(tables.spec.vector_type, table.c.embedding).label("vec"))
+    return select(*columns).where(_scope(tables, cid, where)).order_by(distance).limit(k)
+
+
+def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
+    """Documents of the collection whose id is in ``ids``."""
+    table = tables.embedding
+    return select(table.c.id, table.c.content, table.c.metadata).where(
+        _scope(tables, cid, table.c.id == any_(_ids_param(ids)))
+    )
+
+
+def get_where(
+    tables: Tables,
+    cid: uuid.UUID,
+    where: ColumnElement[bool] | None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Select[Any]:
+    """Documents of the collection that match ``where``, in id order."""
+    table = tables.embedding
+    statement = (
+        select(table.c.id, table.c.content, table.c.metadata)
+        .where(_scope(tables, cid, where))
+        .order_by(table.c.id)
+        .offset(offset)
+    )
+    return statement if limit is None else statement.limit(limit)
+
+
+def existing_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
+    """Which of ``ids`` the collection holds."""
+    table = tables.embedding
+    return select(table.c.id).where(_scope(tables, cid, table.c.id == any_(_ids_param(ids))))
+
+
+def delete_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Delete:
+    """Delete the collection's documents whose id is in ``ids``."""
+    table = tables.embedding
+    return delete(table).where(_scope(tables, cid, table.c.id == any_(_ids_param(ids))))
+
+
+def delete_where(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Delete:
+    """Delete the collection's documents that match ``where``."""
+    return delete(tables.embedding).where(_scope(tables, cid, where))
+
+
+def count(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None = None) -> Select[Any]:
+    """How many of the collection's documents match ``where``."""
+    return select(func.count()).select_from(tables.embedding).where(_scope(tables, cid, where))
+
+
+def everything() -> ColumnElement[bool]:
+    """A condition every row meets."""
+    return true()

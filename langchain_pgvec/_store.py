@@ -1,0 +1,781 @@
+"""PGVecStore: the LangChain ``VectorStore`` over PostgreSQL + pgvector.
+
+Each public method is a thin shell: validate the input (pure), learn the tables and
+the collection id once (cached), build the statement (``_sql``, pure), run it on the
+sync or the async engine, map rows to Documents (shared helpers). Sync and async
+twins differ only in ``await``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from sqlalchemy import Engine
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ColumnElement
+
+from . import _ingest, _sql
+from ._engine import Connectable, Engines, abegin, begin
+from ._errors import InvalidInputError
+from ._filters import compile_filter
+from ._indexes import DistanceStrategy, VectorType
+from ._input import Batch, as_matrix, as_vector, check_ids, prepare
+from ._mmr import maximal_marginal_relevance
+from ._schema import TableSpec, decode_vectors
+from ._setup import State, dimension_error, ensure
+
+Filter = Mapping[str, Any]
+
+
+def _documents(rows: Iterable[Row[Any]]) -> list[Document]:
+    return [Document(id=r.id, page_content=r.content or "", metadata=r.metadata) for r in rows]
+
+
+def _scored(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
+    return [
+        (Document(id=r.id, page_content=r.content or "", metadata=r.metadata), float(r.distance))
+        for r in rows
+    ]
+
+
+def _in_order(documents: list[Document], ids: Sequence[str]) -> list[Document]:
+    by_id = {doc.id: doc for doc in documents}
+    return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+
+
+def _check_k(k: int, name: str = "k") -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        raise InvalidInputError(f"{name} must be a non-negative integer, got {k!r}")
+
+
+class PGVecStore(VectorStore):
+    """A LangChain vector store on PostgreSQL + pgvector.
+
+    Documents live in one embedding table shared by many collections; ids are scoped
+    to their collection. Every method has a native async twin that works on the same
+    instance, whatever ``connection`` was given.
+
+    Args:
+        embeddings: Any LangChain ``Embeddings``.
+        connection: A URL (``postgresql://...`` or ``postgresql+psycopg://...``), a
+            SQLAlchemy ``Engine`` or ``AsyncEngine`` on psycopg 3, or None for
+            ``$PGVEC_URL``, else the embedded server (``langchain_pgvec.embedded``).
+        collection_name: The collection this store reads and writes.
+        distance_strategy: Cosine (default), euclidean or inner product.
+        embedding_length: The vectors' dimension; when None it is read from the
+            existing table or taken from the first vectors written.
+        vector_type: ``"vector"`` (float32) or ``"halfvec"`` (float16: half the
+            memory, indexable up to 4,000 dimensions).
+        schema: The PostgreSQL schema of the tables (None: the search path's first).
+        collection_table: Name of the collection table.
+        embedding_table: Name of the embedding table.
+        collection_metadata: Metadata stored with a collection this store creates.
+        relevance_score_fn: Override the distance-to-relevance mapping.
+        engine_kwargs: Extra arguments for engines this store creates from a URL.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_pgvec import PGVecStore, HashingEmbeddings
+
+            store = PGVecStore(HashingEmbeddings(), collection_name="docs")
+            store.add_texts(["PostgreSQL stores vectors"], metadatas=[{"year": 2024}])
+            store.similarity_search("vectors", k=1, filter={"year": {"$gte": 2020}})
+    """
+
+    _DEFAULT_BATCH: ClassVar[int] = 1000
+
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        *,
+        connection: Connectable = None,
+        collection_name: str = "langchain",
+        distance_strategy: DistanceStrategy | str = DistanceStrategy.COSINE,
+        embedding_length: int | None = None,
+        vector_type: VectorType = "vector",
+        schema: str | None = None,
+        collection_table: str = "pgvec_collection",
+        embedding_table: str = "pgvec_embedding",
+        collection_metadata: dict[str, Any] | None = None,
+        relevance_score_fn: Callable[[float], float] | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(collection_name, str) or not collection_name:
+            raise InvalidInputError(
+                f"collection_name must be a non-empty string, got {collection_name!r}"
+            )
+        if "\x00" in collection_name:
+            raise InvalidInputError("collection_name must not contain NUL characters")
+        self._embeddings = embeddings
+        self.collection_name = collection_name
+        self.distance_strategy = DistanceStrategy(distance_strategy)
+        self.override_relevance_score_fn = relevance_score_fn
+        self._spec = TableSpec(
+            schema=schema,
+            collection_table=collection_table,
+            embedding_table=embedding_table,
+            dimension=embedding_length,
+            vector_type=vector_type,
+        )
+        self._collection_metadata = dict(collection_metadata or {})
+        self._engines = Engines(connection, engine_kwargs)
+        self._state: State | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embeddings model."""
+        return self._embeddings
+
+    @property
+    def engine(self) -> Engine:
+        """The sync SQLAlchemy engine (created on first use when only async was given)."""
+        return self._engines.sync
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The async SQLAlchemy engine (created on first use when only sync was given)."""
+        return self._engines.async_
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        return self.override_relevance_score_fn or self.distance_strategy.relevance
+
+    def _known(self, state: State | None, dimension: int | None, create: bool) -> bool:
+        if state is None:
+            return False
+        if create and state.collection_id is None:
+            return False
+        table_dim = state.tables.spec.dimension
+        return dimension is None or table_dim is None or table_dim == dimension
+
+    def _keep(self, state: State | None) -> State | None:
+        if state is not None and state.collection_id is not None:
+            self._state = state
+        return state
+
+    def _ensure(self, dimension: int | None = None, *, create: bool = False) -> State | None:
+        if self._known(self._state, dimension, create):
+            return self._state
+        with begin(self._engines.sync, vectors=False) as conn:
+            state = ensure(
+                conn,
+                self._spec,
+                self.collection_name,
+                dimension=dimension,
+                create=create,
+                collection_metadata=self._collection_metadata,
+            )
+        return self._keep(state)
+
+    async def _aensure(self, dimension: int | None = None, *, create: bool = False) -> State | None:
+        if self._known(self._state, dimension, create):
+            return self._state
+        async with abegin(self._engines.async_, vectors=False) as conn:
+            state = await conn.run_sync(
+                ensure,
+                self._spec,
+                self.collection_name,
+                dimension=dimension,
+                create=create,
+                collection_metadata=self._collection_metadata,
+            )
+        return self._keep(state)
+
+    def _where(self, state: State, filter: Filter | None) -> ColumnElement[bool] | None:
+        if not filter:
+            return None
+        return compile_filter(filter, state.tables.embedding.c.metadata)
+
+    def create_tables(self) -> None:
+        """Create the extension, tables and collection now rather than on first write.
+
+        Needs ``embedding_length`` (or an existing table) to know the dimension.
+        """
+        if self._ensure(self._spec.dimension, create=True) is None:
+            raise InvalidInputError(
+                "cannot create the tables without a dimension: pass embedding_length"
+            )
+
+    async def acreate_tables(self) -> None:
+        """Async twin of :meth:`create_tables`."""
+        if await self._aensure(self._spec.dimension, create=True) is None:
+            raise InvalidInputError(
+                "cannot create the tables without a dimension: pass embedding_length"
+            )
+
+    # ------------------------------------------------------------------ writing
+
+    def add_embeddings(
+        self,
+        texts: Iterable[str],
+        embeddings: Any,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Upsert texts with precomputed embeddings, in one transaction.
+
+        Args:
+            texts: The contents.
+            embeddings: One vector per text: a list of lists or a 2-D numpy array.
+            metadatas: One dict per text (JSON-serialisable), or None.
+            ids: One id per text (None entries are generated), or None to generate all.
+            **kwargs: Unused; accepted for LangChain compatibility.
+
+        Returns:
+            The ids, in input order.
+        """
+        batch = prepare(texts, embeddings, metadatas, ids, dimension=self._spec.dimension)
+        if not len(batch):
+            return []
+        state = self._ensure(batch.vectors.shape[1], create=True)
+        if state is None or state.collection_id is None:  # pragma: no cover - create=True
+            raise InvalidInputError("the collection could not be created")
+        self._check_dimension(state, batch)
+        with begin(self._engines.sync) as conn:
+            _ingest.write(conn, state.tables, state.collection_id, batch)
+        return batch.ids
+
+    async def aadd_embeddings(
+        self,
+        texts: Iterable[str],
+        embeddings: Any,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Async twin of :meth:`add_embeddings`."""
+        batch = prepare(texts, embeddings, metadatas, ids, dimension=self._spec.dimension)
+        if not len(batch):
+            return []
+        state = await self._aensure(batch.vectors.shape[1], create=True)
+        if state is None or state.collection_id is None:  # pragma: no cover - create=True
+            raise InvalidInputError("the collection could not be created")
+        self._check_dimension(state, batch)
+        async with abegin(self._engines.async_) as conn:
+            await _ingest.awrite(conn, state.tables, state.collection_id, batch)
+        return batch.ids
+
+    @staticmethod
+    def _check_dimension(state: State, batch: Batch) -> None:
+        table_dim = state.tables.spec.dimension
+        if table_dim is not None and batch.vectors.shape[1] != table_dim:
+            raise dimension_error(
+                state.tables.spec, table_dim, batch.vectors.shape[1], "the embeddings"
+            )
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and upsert texts, in one transaction.
+
+        Args:
+            texts: The contents.
+            metadatas: One dict per text, or None.
+            ids: One id per text (None entries are generated), or None to generate all.
+            **kwargs: Unused; accepted for LangChain compatibility.
+
+        Returns:
+            The ids, in input order.
+        """
+        text_list = list(texts)
+        self._precheck(text_list, metadatas, ids)
+        vectors = self._embeddings.embed_documents(text_list) if text_list else []
+        return self.add_embeddings(text_list, vectors, metadatas, ids)
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Async twin of :meth:`add_texts`."""
+        text_list = list(texts)
+        self._precheck(text_list, metadatas, ids)
+        vectors = await self._embeddings.aembed_documents(text_list) if text_list else []
+        return await self.aadd_embeddings(text_list, vectors, metadatas, ids)
+
+    @staticmethod
+    def _precheck(
+        texts: list[str], metadatas: Sequence[Any] | None, ids: Sequence[Any] | None
+    ) -> None:
+        # fail before paying for embeddings
+        prepare(texts, np.zeros((len(texts), 1)), metadatas, ids)
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Upsert documents; ``Document.id`` is honoured (generated where None).
+
+        Args:
+            documents: The documents.
+            **kwargs: ``ids`` overrides the documents' ids.
+
+        Returns:
+            The ids, in input order.
+        """
+        texts, metadatas, ids = self._unpack(documents, kwargs.pop("ids", None))
+        return self.add_texts(texts, metadatas, ids=ids, **kwargs)
+
+    async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Async twin of :meth:`add_documents`."""
+        texts, metadatas, ids = self._unpack(documents, kwargs.pop("ids", None))
+        return await self.aadd_texts(texts, metadatas, ids=ids, **kwargs)
+
+    @staticmethod
+    def _unpack(
+        documents: Sequence[Document], ids: Sequence[str | None] | None
+    ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+        documents = list(documents)
+        if ids is None:
+            ids = [doc.id for doc in documents]
+        return (
+            [doc.page_content for doc in documents],
+            [doc.metadata for doc in documents],
+            check_ids(ids, len(documents)),
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The documents with these ids, in the order asked (missing ids are skipped)."""
+        ids = list(ids)
+        state = self._ensure()
+        if not ids or state is None or state.collection_id is None:
+            return []
+        with begin(self._engines.sync) as conn:
+            rows = conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
+            return _in_order(_documents(rows), ids)
+
+    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Async twin of :meth:`get_by_ids`."""
+        ids = list(ids)
+        state = await self._aensure()
+        if not ids or state is None or state.collection_id is None:
+            return []
+        async with abegin(self._engines.async_) as conn:
+            rows = await conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
+            return _in_order(_documents(rows), ids)
+
+    def get(
+        self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[Document]:
+        """Documents matching a metadata filter, in id order (all when no filter)."""
+        state = self._ensure()
+        if state is None or state.collection_id is None:
+            return []
+        statement = _sql.get_where(
+            state.tables,
+            state.collection_id,
+            self._where(state, filter),
+            limit=limit,
+            offset=offset,
+        )
+        with begin(self._engines.sync) as conn:
+            return _documents(conn.execute(statement))
+
+    async def aget(
+        self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[Document]:
+        """Async twin of :meth:`get`."""
+        state = await self._aensure()
+        if state is None or state.collection_id is None:
+            return []
+        statement = _sql.get_where(
+            state.tables,
+            state.collection_id,
+            self._where(state, filter),
+            limit=limit,
+            offset=offset,
+        )
+        async with abegin(self._engines.async_) as conn:
+            return _documents(await conn.execute(statement))
+
+    def count(self, filter: Filter | None = None) -> int:
+        """How many documents of the collection match the filter (all when no filter)."""
+        state = self._ensure()
+        if state is None or state.collection_id is None:
+            return 0
+        statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
+        with begin(self._engines.sync) as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    async def acount(self, filter: Filter | None = None) -> int:
+        """Async twin of :meth:`count`."""
+        state = await self._aensure()
+        if state is None or state.collection_id is None:
+            return 0
+        statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
+        async with abegin(self._engines.async_) as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    # ------------------------------------------------------------------ deleting
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, filter: Filter | None = None, **kwargs: Any
+    ) -> bool:
+        """Delete documents by id, or by metadata filter.
+
+        Args:
+            ids: Ids to delete (ids that do not exist are ignored).
+            filter: A metadata filter; every matching document of the collection goes.
+            **kwargs: Unused; accepted for LangChain compatibility.
+
+        Returns:
+            True.
+        """
+        self._check_delete(ids, filter)
+        state = self._ensure()
+        if state is None or state.collection_id is None:
+            return True
+        statement = self._delete_statement(state, ids, filter)
+        with begin(self._engines.sync) as conn:
+            conn.execute(statement)
+        return True
+
+    async def adelete(
+        self, ids: Sequence[str] | None = None, *, filter: Filter | None = None, **kwargs: Any
+    ) -> bool:
+        """Async twin of :meth:`delete`."""
+        self._check_delete(ids, filter)
+        state = await self._aensure()
+        if state is None or state.collection_id is None:
+            return True
+        statement = self._delete_statement(state, ids, filter)
+        async with abegin(self._engines.async_) as conn:
+            await conn.execute(statement)
+        return True
+
+    @staticmethod
+    def _check_delete(ids: Sequence[str] | None, filter: Filter | None) -> None:
+        if ids is None and filter is None:
+            raise InvalidInputError(
+                "delete() needs ids or a filter; to remove the whole collection call "
+                "delete_collection(), to remove every document pass filter={}"
+            )
+        if isinstance(ids, str):
+            raise InvalidInputError(f"ids must be a list of strings, not the string {ids!r}")
+
+    def _delete_statement(
+        self, state: State, ids: Sequence[str] | None, filter: Filter | None
+    ) -> Any:
+        assert state.collection_id is not None
+        where = self._where(state, filter) if filter is not None else None
+        if ids is not None:
+            statement = _sql.delete_ids(state.tables, state.collection_id, list(ids))
+            return statement if where is None else statement.where(where)
+        return _sql.delete_where(state.tables, state.collection_id, where)
+
+    def delete_collection(self) -> None:
+        """Delete this store's collection and all its documents."""
+        state = self._ensure()
+        self._state = None
+        if state is not None:
+            with begin(self._engines.sync) as conn:
+                conn.execute(_sql.delete_collection(state.tables, self.collection_name))
+
+    async def adelete_collection(self) -> None:
+        """Async twin of :meth:`delete_collection`."""
+        state = await self._aensure()
+        self._state = None
+        if state is not None:
+            async with abegin(self._engines.async_) as conn:
+                await conn.execute(_sql.delete_collection(state.tables, self.collection_name))
+
+    # ------------------------------------------------------------------ searching
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """The ``k`` nearest documents with their distance (lower is closer)."""
+        _check_k(k)
+        state = self._ensure(len(embedding))
+        if not k or state is None or state.collection_id is None:
+            return []
+        statement = self._search(state, embedding, k, filter)
+        with begin(self._engines.sync) as conn:
+            return _scored(conn.execute(statement))
+
+    async def asimilarity_search_with_score_by_vector(
+        self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async twin of :meth:`similarity_search_with_score_by_vector`."""
+        _check_k(k)
+        state = await self._aensure(len(embedding))
+        if not k or state is None or state.collection_id is None:
+            return []
+        statement = self._search(state, embedding, k, filter)
+        async with abegin(self._engines.async_) as conn:
+            return _scored(await conn.execute(statement))
+
+    def _search(
+        self,
+        state: State,
+        embedding: Sequence[float],
+        k: int,
+        filter: Filter | None,
+        *,
+        with_vectors: bool = False,
+    ) -> Any:
+        assert state.collection_id is not None
+        vector = as_vector(embedding, state.tables.spec.dimension)
+        return _sql.search(
+            state.tables,
+            state.collection_id,
+            self.distance_strategy,
+            vector,
+            k,
+            self._where(state, filter),
+            with_vectors=with_vectors,
+        )
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """The ``k`` nearest documents to a vector."""
+        pairs = self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    async def asimilarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async twin of :meth:`similarity_search_by_vector`."""
+        pairs = await self.asimilarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """The ``k`` nearest documents to a query with their distance (lower is closer)."""
+        vector = self._embeddings.embed_query(query)
+        return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
+
+    async def asimilarity_search_with_score(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async twin of :meth:`similarity_search_with_score`."""
+        vector = await self._embeddings.aembed_query(query)
+        return await self.asimilarity_search_with_score_by_vector(vector, k, filter, **kwargs)
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """The ``k`` documents nearest to a query, optionally filtered by metadata."""
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+
+    async def asimilarity_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async twin of :meth:`similarity_search`."""
+        pairs = await self.asimilarity_search_with_score(query, k, filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        relevance = self._select_relevance_score_fn()
+        pairs = self.similarity_search_with_score(query, k, **kwargs)
+        return [(doc, relevance(score)) for doc, score in pairs]
+
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        relevance = self._select_relevance_score_fn()
+        pairs = await self.asimilarity_search_with_score(query, k, **kwargs)
+        return [(doc, relevance(score)) for doc, score in pairs]
+
+    # ------------------------------------------------------------------ MMR
+
+    def max_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: Sequence[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """MMR over the ``fetch_k`` nearest candidates, in MMR's selection order."""
+        _check_k(k)
+        _check_k(fetch_k, "fetch_k")
+        state = self._ensure(len(embedding))
+        if not k or not fetch_k or state is None or state.collection_id is None:
+            return []
+        statement = self._search(state, embedding, fetch_k, filter, with_vectors=True)
+        with begin(self._engines.sync) as conn:
+            rows = conn.execute(statement).all()
+        return self._mmr(state, embedding, rows, k, lambda_mult)
+
+    async def amax_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: Sequence[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async twin of :meth:`max_marginal_relevance_search_with_score_by_vector`."""
+        _check_k(k)
+        _check_k(fetch_k, "fetch_k")
+        state = await self._aensure(len(embedding))
+        if not k or not fetch_k or state is None or state.collection_id is None:
+            return []
+        statement = self._search(state, embedding, fetch_k, filter, with_vectors=True)
+        async with abegin(self._engines.async_) as conn:
+            rows = (await conn.execute(statement)).all()
+        return self._mmr(state, embedding, rows, k, lambda_mult)
+
+    @staticmethod
+    def _mmr(
+        state: State,
+        embedding: Sequence[float],
+        rows: Sequence[Row[Any]],
+        k: int,
+        lambda_mult: float,
+    ) -> list[tuple[Document, float]]:
+        if not rows:
+            return []
+        candidates = decode_vectors([r.vec for r in rows], state.tables.spec.vector_type)
+        chosen = maximal_marginal_relevance(
+            np.asarray(embedding, dtype=np.float32), candidates, k=k, lambda_mult=lambda_mult
+        )
+        scored = _scored(rows)
+        return [scored[i] for i in chosen]
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR documents for a vector, in MMR's selection order."""
+        pairs = self.max_marginal_relevance_search_with_score_by_vector(
+            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+        return [doc for doc, _ in pairs]
+
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async twin of :meth:`max_marginal_relevance_search_by_vector`."""
+        pairs = await self.amax_marginal_relevance_search_with_score_by_vector(
+            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+        return [doc for doc, _ in pairs]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR documents for a query: relevant to it and diverse among themselves."""
+        vector = self._embeddings.embed_query(query)
+        return self.max_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async twin of :meth:`max_marginal_relevance_search`."""
+        vector = await self._embeddings.aembed_query(query)
+        return await self.amax_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> PGVecStore:
+        """Make a store (``kwargs`` go to the constructor) and add ``texts`` to it."""
+        store = cls(embedding, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> PGVecStore:
+        """Async twin of :meth:`from_texts`."""
+        store = cls(embedding, **kwargs)
+        await store.aadd_texts(texts, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        text_embeddings: Sequence[tuple[str, Sequence[float]]],
+        embedding: Embeddings,
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> PGVecStore:
+        """Make a store from (text, vector) pairs computed elsewhere."""
+        store = cls(embedding, **kwargs)
+        texts = [text for text, _ in text_embeddings]
+        vectors = as_matrix([vector for _, vector in text_embeddings], rows=len(texts))
+        store.add_embeddings(texts, vectors, metadatas, ids)
+        return store
+
+    def close(self) -> None:
+        """Close the connection pools this store created (never an engine you passed)."""
+        self._engines.dispose()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await self._engines.adispose()
+
+    def __repr__(self) -> str:
+        return (
+            f"PGVecStore(collection_name={self.collection_name!r}, "
+            f"table={self._spec.qualified_embedding_table!r}, "
+            f"distance_strategy={self.distance_strategy.value!r})"
+        )

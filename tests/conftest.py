@@ -1,0 +1,55 @@
+"""Shared fixtures: one real PostgreSQL + pgvector per test session.
+
+By default the tests start the embedded server (``langchain_pgvec.embedded``) in a
+fresh temporary data directory; set ``PGVEC_TEST_URL`` to run them against another
+server instead (it needs the ``vector`` extension available).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLAlchemy URL of a PostgreSQL server with pgvector, for the whole session."""
+    configured = os.environ.get("PGVEC_TEST_URL")
+    if configured:
+        yield configured
+        return
+    from langchain_pgvec import embedded
+
+    directory: Path = tmp_path_factory.mktemp("pgdata")
+    server = embedded.start(directory)
+    try:
+        yield embedded.url(directory)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def collection_name(request: pytest.FixtureRequest) -> str:
+    """A collection name unique to the test, so tests never see each other's rows."""
+    stem = request.node.name.replace("[", "_").replace("]", "")[:40]
+    return f"{stem}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+async def engine(pg_url: str) -> Any:
+    """One sync engine for the session; stores derive (and share) its async twin."""
+    from sqlalchemy import create_engine
+
+    from langchain_pgvec import _engine
+
+    sync_engine = create_engine(pg_url, pool_pre_ping=True)
+    yield sync_engine
+    derived = _engine._DERIVED.pop(sync_engine, None)
+    if derived is not None:
+        await derived.dispose()  # type: ignore[misc]
+    sync_engine.dispose()
