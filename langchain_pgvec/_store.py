@@ -233,7 +233,7 @@ class PGVecStore(VectorStore):
         Returns:
             The ids, in input order.
         """
-        batch = prepare(texts, embeddings, metadatas, ids, dimension=self._spec.dimension)
+        batch = prepare(texts, embeddings, metadatas, ids)
         if not len(batch):
             return []
         state = self._ensure(batch.vectors.shape[1], create=True)
@@ -253,7 +253,7 @@ class PGVecStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async twin of :meth:`add_embeddings`."""
-        batch = prepare(texts, embeddings, metadatas, ids, dimension=self._spec.dimension)
+        batch = prepare(texts, embeddings, metadatas, ids)
         if not len(batch):
             return []
         state = await self._aensure(batch.vectors.shape[1], create=True)

@@ -111,4 +111,5 @@ def stop(path: str | Path | None = None) -> None:
     Args:
         path: The data directory; defaults to :func:`data_dir`.
     """
-    start(path).stop()
+    # attach without taking ownership, so exiting this process does not stop it twice
+    start(path, keep_running=True).stop()

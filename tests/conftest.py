@@ -30,7 +30,7 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield embedded.url(directory)
     finally:
-        server.stop()
+        server.cleanup()
 
 
 @pytest.fixture
