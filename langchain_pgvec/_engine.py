@@ -14,11 +14,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ._errors import PGVecError
+from ._errors import PGVecError, QueryTimeoutError
 
 Connectable = str | URL | Engine | AsyncEngine | None
 
@@ -160,19 +163,53 @@ async def _aregister(conn: AsyncConnection) -> None:
         conn.info[_REGISTERED] = True
 
 
+def _timeout(exc: BaseException) -> QueryTimeoutError | None:
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(cause, psycopg.errors.QueryCanceled):
+        return QueryTimeoutError(
+            f"the statement was cancelled by statement_timeout ({cause}); raise the store's "
+            "statement_timeout, add a vector index, or narrow the filter"
+        )
+    return None
+
+
 @contextmanager
-def begin(engine: Engine, *, vectors: bool = True) -> Iterator[Connection]:
-    """A connection in a transaction, with pgvector's binary types registered on it."""
-    with engine.begin() as conn:
-        if vectors:
-            _register(conn)
-        yield conn
+def begin(
+    engine: Engine, *, vectors: bool = True, prelude: Executable | None = None
+) -> Iterator[Connection]:
+    """A connection in a transaction, with pgvector's binary types registered on it.
+
+    ``prelude`` (per-transaction settings) runs first; a statement cancelled by
+    ``statement_timeout`` surfaces as :class:`QueryTimeoutError`.
+    """
+    try:
+        with engine.begin() as conn:
+            if vectors:
+                _register(conn)
+            if prelude is not None:
+                conn.execute(prelude)
+            yield conn
+    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
+        timeout = _timeout(exc)
+        if timeout is None:
+            raise
+        raise timeout from exc
 
 
 @asynccontextmanager
-async def abegin(engine: AsyncEngine, *, vectors: bool = True) -> AsyncIterator[AsyncConnection]:
+async def abegin(
+    engine: AsyncEngine, *, vectors: bool = True, prelude: Executable | None = None
+) -> AsyncIterator[AsyncConnection]:
     """Async twin of :func:`begin`."""
-    async with engine.begin() as conn:
-        if vectors:
-            await _aregister(conn)
-        yield conn
+    try:
+        async with engine.begin() as conn:
+            if vectors:
+                await _aregister(conn)
+            if prelude is not None:
+                await conn.execute(prelude)
+            yield conn
+    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
+        timeout = _timeout(exc)
+        if timeout is None:
+            raise
+        raise timeout from exc

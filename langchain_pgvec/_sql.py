@@ -107,18 +107,25 @@ def search(
     where: ColumnElement[bool] | None = None,
     *,
     with_vectors: bool = False,
+    resort: bool = False,
 ) -> Select[Any]:
     """The ``k`` nearest documents: id, content, metadata, distance (and embedding bytes).
 
     The distance is computed once, labelled, and ordered by its label, which is the
-    form a vector index serves.
+    form a vector index serves. With ``resort``, the ``k`` rows are sorted again by
+    exact distance (an iterative scan in relaxed order may return them slightly out
+    of order).
     """
     table = tables.embedding
     distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if with_vectors:
         columns.append(send_function(tables.spec.vector_type, table.c.embedding).label("vec"))
-    return select(*columns).where(_scope(tables, cid, where)).order_by(distance).limit(k)
+    nearest = select(*columns).where(_scope(tables, cid, where)).order_by(distance).limit(k)
+    if not resort:
+        return nearest
+    inner = nearest.subquery("nearest")
+    return select(*inner.c).order_by(inner.c.distance)
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:

@@ -20,15 +20,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from . import _ingest, _sql
+from . import _ingest, _sql, _tuning
 from ._engine import Connectable, Engines, abegin, begin
 from ._errors import InvalidInputError
 from ._filters import compile_filter
+from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
 from ._input import Batch, as_matrix, as_vector, check_ids, prepare
 from ._mmr import maximal_marginal_relevance
 from ._schema import TableSpec, decode_vectors
 from ._setup import State, dimension_error, ensure
+from ._tuning import SearchSettings
 
 Filter = Mapping[str, Any]
 
@@ -54,7 +56,7 @@ def _check_k(k: int, name: str = "k") -> None:
         raise InvalidInputError(f"{name} must be a non-negative integer, got {k!r}")
 
 
-class PGVecStore(VectorStore):
+class PGVecStore(IndexMethods, VectorStore):
     """A LangChain vector store on PostgreSQL + pgvector.
 
     Documents live in one embedding table shared by many collections; ids are scoped
@@ -77,6 +79,10 @@ class PGVecStore(VectorStore):
         embedding_table: Name of the embedding table.
         collection_metadata: Metadata stored with a collection this store creates.
         relevance_score_fn: Override the distance-to-relevance mapping.
+        search_settings: Defaults for approximate search (``ef_search``, iterative
+            scans, ...); each search call may override them with keyword arguments.
+        statement_timeout: Seconds after which PostgreSQL cancels any statement of
+            this store (``QueryTimeoutError``); None for the server's setting.
         engine_kwargs: Extra arguments for engines this store creates from a URL.
 
     Example:
@@ -105,6 +111,8 @@ class PGVecStore(VectorStore):
         embedding_table: str = "pgvec_embedding",
         collection_metadata: dict[str, Any] | None = None,
         relevance_score_fn: Callable[[float], float] | None = None,
+        search_settings: SearchSettings | None = None,
+        statement_timeout: float | None = None,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
@@ -125,6 +133,10 @@ class PGVecStore(VectorStore):
             vector_type=vector_type,
         )
         self._collection_metadata = dict(collection_metadata or {})
+        timeout_ms = None if statement_timeout is None else max(1, int(statement_timeout * 1000))
+        self.search_settings = (search_settings or SearchSettings()).merged(
+            SearchSettings(statement_timeout_ms=timeout_ms)
+        )
         self._engines = Engines(connection, engine_kwargs)
         self._state: State | None = None
 
@@ -189,6 +201,11 @@ class PGVecStore(VectorStore):
             )
         return self._keep(state)
 
+    def _prelude(self) -> Any:
+        """Settings for a call that is not a search (only the statement timeout)."""
+        timeout = self.search_settings.statement_timeout_ms
+        return None if timeout is None else _tuning.set_local({"statement_timeout": str(timeout)})
+
     def _where(self, state: State, filter: Filter | None) -> ColumnElement[bool] | None:
         if not filter:
             return None
@@ -240,7 +257,7 @@ class PGVecStore(VectorStore):
         if state is None or state.collection_id is None:  # pragma: no cover - create=True
             raise InvalidInputError("the collection could not be created")
         self._check_dimension(state, batch)
-        with begin(self._engines.sync) as conn:
+        with begin(self._engines.sync, prelude=self._prelude()) as conn:
             _ingest.write(conn, state.tables, state.collection_id, batch)
         return batch.ids
 
@@ -260,7 +277,7 @@ class PGVecStore(VectorStore):
         if state is None or state.collection_id is None:  # pragma: no cover - create=True
             raise InvalidInputError("the collection could not be created")
         self._check_dimension(state, batch)
-        async with abegin(self._engines.async_) as conn:
+        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             await _ingest.awrite(conn, state.tables, state.collection_id, batch)
         return batch.ids
 
@@ -356,7 +373,7 @@ class PGVecStore(VectorStore):
         state = self._ensure()
         if not ids or state is None or state.collection_id is None:
             return []
-        with begin(self._engines.sync) as conn:
+        with begin(self._engines.sync, prelude=self._prelude()) as conn:
             rows = conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
             return _in_order(_documents(rows), ids)
 
@@ -366,7 +383,7 @@ class PGVecStore(VectorStore):
         state = await self._aensure()
         if not ids or state is None or state.collection_id is None:
             return []
-        async with abegin(self._engines.async_) as conn:
+        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             rows = await conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
             return _in_order(_documents(rows), ids)
 
@@ -384,7 +401,7 @@ class PGVecStore(VectorStore):
             limit=limit,
             offset=offset,
         )
-        with begin(self._engines.sync) as conn:
+        with begin(self._engines.sync, prelude=self._prelude()) as conn:
             return _documents(conn.execute(statement))
 
     async def aget(
@@ -401,7 +418,7 @@ class PGVecStore(VectorStore):
             limit=limit,
             offset=offset,
         )
-        async with abegin(self._engines.async_) as conn:
+        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             return _documents(await conn.execute(statement))
 
     def count(self, filter: Filter | None = None) -> int:
@@ -410,7 +427,7 @@ class PGVecStore(VectorStore):
         if state is None or state.collection_id is None:
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
-        with begin(self._engines.sync) as conn:
+        with begin(self._engines.sync, prelude=self._prelude()) as conn:
             return int(conn.execute(statement).scalar_one())
 
     async def acount(self, filter: Filter | None = None) -> int:
@@ -419,7 +436,7 @@ class PGVecStore(VectorStore):
         if state is None or state.collection_id is None:
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
-        async with abegin(self._engines.async_) as conn:
+        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             return int((await conn.execute(statement)).scalar_one())
 
     # ------------------------------------------------------------------ deleting
@@ -442,7 +459,7 @@ class PGVecStore(VectorStore):
         if state is None or state.collection_id is None:
             return True
         statement = self._delete_statement(state, ids, filter)
-        with begin(self._engines.sync) as conn:
+        with begin(self._engines.sync, prelude=self._prelude()) as conn:
             conn.execute(statement)
         return True
 
@@ -455,7 +472,7 @@ class PGVecStore(VectorStore):
         if state is None or state.collection_id is None:
             return True
         statement = self._delete_statement(state, ids, filter)
-        async with abegin(self._engines.async_) as conn:
+        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             await conn.execute(statement)
         return True
 
@@ -484,7 +501,7 @@ class PGVecStore(VectorStore):
         state = self._ensure()
         self._state = None
         if state is not None:
-            with begin(self._engines.sync) as conn:
+            with begin(self._engines.sync, prelude=self._prelude()) as conn:
                 conn.execute(_sql.delete_collection(state.tables, self.collection_name))
 
     async def adelete_collection(self) -> None:
@@ -492,7 +509,7 @@ class PGVecStore(VectorStore):
         state = await self._aensure()
         self._state = None
         if state is not None:
-            async with abegin(self._engines.async_) as conn:
+            async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
                 await conn.execute(_sql.delete_collection(state.tables, self.collection_name))
 
     # ------------------------------------------------------------------ searching
@@ -505,8 +522,8 @@ class PGVecStore(VectorStore):
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        statement = self._search(state, embedding, k, filter)
-        with begin(self._engines.sync) as conn:
+        prelude, statement = self._search(state, embedding, k, filter, kwargs)
+        with begin(self._engines.sync, prelude=prelude) as conn:
             return _scored(conn.execute(statement))
 
     async def asimilarity_search_with_score_by_vector(
@@ -517,8 +534,8 @@ class PGVecStore(VectorStore):
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        statement = self._search(state, embedding, k, filter)
-        async with abegin(self._engines.async_) as conn:
+        prelude, statement = self._search(state, embedding, k, filter, kwargs)
+        async with abegin(self._engines.async_, prelude=prelude) as conn:
             return _scored(await conn.execute(statement))
 
     def _search(
@@ -527,20 +544,31 @@ class PGVecStore(VectorStore):
         embedding: Sequence[float],
         k: int,
         filter: Filter | None,
+        kwargs: dict[str, Any],
         *,
         with_vectors: bool = False,
-    ) -> Any:
+    ) -> tuple[Any, Any]:
+        """The settings statement and the search statement of one search call."""
         assert state.collection_id is not None
+        self._warn_if_unindexed(state)
         vector = as_vector(embedding, state.tables.spec.dimension)
-        return _sql.search(
+        settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
+        iterative = _tuning.supports_iterative(state.extension_version)
+        where = self._where(state, filter)
+        gucs = _tuning.resolve(
+            settings, candidates=k, filtered=where is not None, iterative_supported=iterative
+        )
+        statement = _sql.search(
             state.tables,
             state.collection_id,
             self.distance_strategy,
             vector,
             k,
-            self._where(state, filter),
+            where,
             with_vectors=with_vectors,
+            resort=gucs.get("hnsw.iterative_scan") == "relaxed_order",
         )
+        return _tuning.set_local(gucs), statement
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -614,8 +642,10 @@ class PGVecStore(VectorStore):
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        statement = self._search(state, embedding, fetch_k, filter, with_vectors=True)
-        with begin(self._engines.sync) as conn:
+        prelude, statement = self._search(
+            state, embedding, fetch_k, filter, kwargs, with_vectors=True
+        )
+        with begin(self._engines.sync, prelude=prelude) as conn:
             rows = conn.execute(statement).all()
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
@@ -634,8 +664,10 @@ class PGVecStore(VectorStore):
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        statement = self._search(state, embedding, fetch_k, filter, with_vectors=True)
-        async with abegin(self._engines.async_) as conn:
+        prelude, statement = self._search(
+            state, embedding, fetch_k, filter, kwargs, with_vectors=True
+        )
+        async with abegin(self._engines.async_, prelude=prelude) as conn:
             rows = (await conn.execute(statement)).all()
         return self._mmr(state, embedding, rows, k, lambda_mult)
 

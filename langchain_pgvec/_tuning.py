@@ -1,0 +1,138 @@
+"""Per-query settings of approximate search, applied with ``SET LOCAL`` semantics.
+
+Every search runs in its own transaction; before the query, one statement
+``SELECT set_config(name, value, true), ...`` sets what this query needs, and the
+settings end with the transaction, so they never leak to other users of a pooled
+connection.
+
+Defaults, chosen so that approximate search returns what was asked:
+
+- ``hnsw.ef_search`` is at least the number of candidates wanted (``k``, or
+  ``fetch_k`` for MMR), never below pgvector's default of 40;
+- a filtered query turns on iterative index scans (pgvector >= 0.8) in
+  ``relaxed_order``, so the index keeps scanning until ``k`` rows pass the filter;
+  results are then re-sorted by exact distance;
+- ``max_scan_tuples`` bounds that scan (pgvector's default 20,000), so a filter
+  that matches almost nothing cannot make one query read the whole index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+
+from ._errors import InvalidInputError
+
+IterativeScan = Literal["off", "relaxed_order", "strict_order"]
+_ITERATIVE = ("off", "relaxed_order", "strict_order")
+DEFAULT_EF_SEARCH = 40
+
+
+def _positive(name: str, value: int | None, upper: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= upper:
+        raise InvalidInputError(f"{name} must be an integer from 1 to {upper}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How approximate (index) search trades speed for recall, per store or per call.
+
+    Every field left as None takes the default described in the module docstring.
+
+    Args:
+        ef_search: HNSW candidate list size (``hnsw.ef_search``, 1 to 1000).
+        probes: IVFFlat lists probed (``ivfflat.probes``).
+        iterative_scan: ``"off"``, ``"relaxed_order"`` or ``"strict_order"``; None
+            means relaxed for filtered queries and off otherwise.
+        max_scan_tuples: Upper bound of tuples an iterative HNSW scan visits.
+        max_probes: Upper bound of lists an iterative IVFFlat scan probes.
+        statement_timeout_ms: Cancel the statement after this many milliseconds.
+    """
+
+    ef_search: int | None = None
+    probes: int | None = None
+    iterative_scan: IterativeScan | None = None
+    max_scan_tuples: int | None = None
+    max_probes: int | None = None
+    statement_timeout_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("ef_search", self.ef_search, 1000)
+        _positive("probes", self.probes, 32768)
+        _positive("max_scan_tuples", self.max_scan_tuples, 2**31 - 1)
+        _positive("max_probes", self.max_probes, 32768)
+        _positive("statement_timeout_ms", self.statement_timeout_ms, 2**31 - 1)
+        if self.iterative_scan is not None and self.iterative_scan not in _ITERATIVE:
+            raise InvalidInputError(
+                f"iterative_scan must be one of {', '.join(_ITERATIVE)}, "
+                f"got {self.iterative_scan!r}"
+            )
+
+    def merged(self, override: SearchSettings | None) -> SearchSettings:
+        """These settings with every field that ``override`` sets replaced."""
+        if override is None:
+            return self
+        changes = {
+            f.name: getattr(override, f.name)
+            for f in dataclasses.fields(override)
+            if getattr(override, f.name) is not None
+        }
+        return dataclasses.replace(self, **changes)
+
+
+def from_kwargs(kwargs: dict[str, Any]) -> SearchSettings | None:
+    """Per-call settings: ``search_settings=SearchSettings(...)`` and/or its fields."""
+    names = [f.name for f in dataclasses.fields(SearchSettings)]
+    given = {name: kwargs.pop(name) for name in names if name in kwargs}
+    explicit = kwargs.pop("search_settings", None)
+    if explicit is not None and not isinstance(explicit, SearchSettings):
+        raise InvalidInputError(
+            f"search_settings must be a SearchSettings, got {type(explicit).__name__}"
+        )
+    if not given:
+        return explicit
+    return (explicit or SearchSettings()).merged(SearchSettings(**given))
+
+
+def resolve(
+    settings: SearchSettings, *, candidates: int, filtered: bool, iterative_supported: bool
+) -> dict[str, str]:
+    """The GUCs to set for one query (name -> value)."""
+    gucs: dict[str, str] = {
+        "hnsw.ef_search": str(settings.ef_search or min(1000, max(DEFAULT_EF_SEARCH, candidates)))
+    }
+    if settings.probes is not None:
+        gucs["ivfflat.probes"] = str(settings.probes)
+    iterative = settings.iterative_scan or ("relaxed_order" if filtered else None)
+    if iterative is not None and iterative_supported:
+        gucs["hnsw.iterative_scan"] = iterative
+        gucs["ivfflat.iterative_scan"] = "off" if iterative == "strict_order" else iterative
+        if settings.max_scan_tuples is not None:
+            gucs["hnsw.max_scan_tuples"] = str(settings.max_scan_tuples)
+        if settings.max_probes is not None:
+            gucs["ivfflat.max_probes"] = str(settings.max_probes)
+    if settings.statement_timeout_ms is not None:
+        gucs["statement_timeout"] = str(settings.statement_timeout_ms)
+    return gucs
+
+
+def set_local(gucs: dict[str, str]) -> Select[Any] | None:
+    """One statement setting every GUC for the current transaction only."""
+    if not gucs:
+        return None
+    return select(*(func.set_config(name, value, True) for name, value in gucs.items()))
+
+
+def supports_iterative(extension_version: str) -> bool:
+    """Iterative index scans arrived in pgvector 0.8.0."""
+    parts = extension_version.split(".")
+    try:
+        major, minor = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return False
+    return (major, minor) >= (0, 8)
