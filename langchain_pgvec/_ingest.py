@@ -16,13 +16,16 @@ Two routes, chosen per call inside the call's transaction:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import struct
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.errors import UniqueViolation
@@ -30,10 +33,13 @@ from sqlalchemy import Column, Connection, MetaData, Table, Text, literal, selec
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateTable
+from tqdm.auto import tqdm
 
 from . import _sql
-from ._input import Batch
+from ._errors import InvalidInputError
+from ._input import Batch, as_matrix, prepare
 from ._schema import Tables, vector_column_type
+from ._setup import dimension_error
 
 #: rows per COPY chunk: bounds the encoded payload held in memory at once
 CHUNK_ROWS = 2000
@@ -46,6 +52,52 @@ _LENGTH = struct.Struct(">i").pack
 _JSONB_VERSION = b"\x01"
 _COLUMNS = ("collection_id", "id", "content", "metadata", "embedding")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def plan(
+    texts: Iterable[str],
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    ids: Sequence[str | None] | None,
+) -> Batch:
+    """Validate texts, metadata and ids before any embedding is paid for.
+
+    The batch's vectors are placeholders until :func:`with_vectors` fills a span.
+    """
+    text_list = list(texts)
+    return prepare(text_list, np.zeros((len(text_list), 1), np.float32), metadatas, ids)
+
+
+def spans(total: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of at most ``size`` rows covering ``total`` rows."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {size!r}")
+    return [(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+def check_dimension(tables: Tables, batch: Batch) -> None:
+    """Raise DimensionMismatchError when the batch's vectors do not fit the table."""
+    table_dim = tables.spec.dimension
+    if table_dim is not None and len(batch) and batch.vectors.shape[1] != table_dim:
+        raise dimension_error(tables.spec, table_dim, batch.vectors.shape[1], "the embeddings")
+
+
+def with_vectors(
+    rows: Batch, span: tuple[int, int], vectors: Sequence[Sequence[float]], tables: Tables
+) -> Batch:
+    """The rows of ``span`` with the embeddings computed for them, checked."""
+    start, stop = span
+    batch = dataclasses.replace(
+        rows.slice(start, stop), vectors=as_matrix(vectors, rows=stop - start)
+    )
+    check_dimension(tables, batch)
+    return batch
+
+
+def progress(total: int, show: bool | None) -> tqdm[Any]:
+    """A tqdm bar on stderr: shown when asked, or for 1,000+ rows on a terminal."""
+    if show is None:
+        show = total >= 1000 and sys.stderr.isatty()
+    return tqdm(total=total, disable=not show, unit="doc", desc="pgvec add", leave=False)
 
 
 def encode(batch: Batch, vector_type: str, collection_id: uuid.UUID | None) -> Iterator[bytes]:

@@ -8,7 +8,11 @@ twins differ only in ``await``.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,14 +26,14 @@ from sqlalchemy.sql import ColumnElement
 
 from . import _ingest, _sql, _tuning
 from ._engine import Connectable, Engines, abegin, begin
-from ._errors import InvalidInputError
+from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
-from ._input import Batch, as_matrix, as_vector, check_ids, prepare
+from ._input import as_matrix, as_vector, check_ids, prepare
 from ._mmr import maximal_marginal_relevance
-from ._schema import TableSpec, decode_vectors
-from ._setup import State, dimension_error, ensure
+from ._schema import Tables, TableSpec, decode_vectors
+from ._setup import State, ensure
 from ._tuning import SearchSettings
 
 Filter = Mapping[str, Any]
@@ -49,6 +53,20 @@ def _scored(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
 def _in_order(documents: list[Document], ids: Sequence[str]) -> list[Document]:
     by_id = {doc.id: doc for doc in documents}
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+
+
+@dataclass(frozen=True)
+class _Writable:
+    """A state whose collection exists (ensured with create=True)."""
+
+    tables: Tables
+    collection_id: uuid.UUID
+
+    @classmethod
+    def of(cls, state: State | None) -> _Writable:
+        if state is None or state.collection_id is None:  # pragma: no cover - create=True
+            raise SchemaError("the collection could not be created")
+        return cls(state.tables, state.collection_id)
 
 
 def _check_k(k: int, name: str = "k") -> None:
@@ -206,6 +224,12 @@ class PGVecStore(IndexMethods, VectorStore):
         timeout = self.search_settings.statement_timeout_ms
         return None if timeout is None else _tuning.set_local({"statement_timeout": str(timeout)})
 
+    def _writable(self, dimension: int) -> _Writable:
+        return _Writable.of(self._ensure(dimension, create=True))
+
+    async def _awritable(self, dimension: int) -> _Writable:
+        return _Writable.of(await self._aensure(dimension, create=True))
+
     def _where(self, state: State, filter: Filter | None) -> ColumnElement[bool] | None:
         if not filter:
             return None
@@ -253,10 +277,8 @@ class PGVecStore(IndexMethods, VectorStore):
         batch = prepare(texts, embeddings, metadatas, ids)
         if not len(batch):
             return []
-        state = self._ensure(batch.vectors.shape[1], create=True)
-        if state is None or state.collection_id is None:  # pragma: no cover - create=True
-            raise InvalidInputError("the collection could not be created")
-        self._check_dimension(state, batch)
+        state = self._writable(batch.vectors.shape[1])
+        _ingest.check_dimension(state.tables, batch)
         with begin(self._engines.sync, prelude=self._prelude()) as conn:
             _ingest.write(conn, state.tables, state.collection_id, batch)
         return batch.ids
@@ -273,21 +295,11 @@ class PGVecStore(IndexMethods, VectorStore):
         batch = prepare(texts, embeddings, metadatas, ids)
         if not len(batch):
             return []
-        state = await self._aensure(batch.vectors.shape[1], create=True)
-        if state is None or state.collection_id is None:  # pragma: no cover - create=True
-            raise InvalidInputError("the collection could not be created")
-        self._check_dimension(state, batch)
+        state = await self._awritable(batch.vectors.shape[1])
+        _ingest.check_dimension(state.tables, batch)
         async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             await _ingest.awrite(conn, state.tables, state.collection_id, batch)
         return batch.ids
-
-    @staticmethod
-    def _check_dimension(state: State, batch: Batch) -> None:
-        table_dim = state.tables.spec.dimension
-        if table_dim is not None and batch.vectors.shape[1] != table_dim:
-            raise dimension_error(
-                state.tables.spec, table_dim, batch.vectors.shape[1], "the embeddings"
-            )
 
     def add_texts(
         self,
@@ -295,23 +307,45 @@ class PGVecStore(IndexMethods, VectorStore):
         metadatas: list[dict[Any, Any]] | None = None,
         *,
         ids: list[str] | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """Embed and upsert texts, in one transaction.
+        """Embed and upsert texts, all in one transaction.
+
+        Everything is validated before the first embedding call. Texts are embedded
+        ``batch_size`` at a time; while one batch is written, the next is embedded
+        (in a worker thread, one embedding call at a time).
 
         Args:
             texts: The contents.
             metadatas: One dict per text, or None.
             ids: One id per text (None entries are generated), or None to generate all.
+            batch_size: Texts per embedding call (default 1,000).
+            show_progress: A progress bar on stderr; None shows one for 1,000+ texts
+                when stderr is a terminal.
             **kwargs: Unused; accepted for LangChain compatibility.
 
         Returns:
             The ids, in input order.
         """
-        text_list = list(texts)
-        self._precheck(text_list, metadatas, ids)
-        vectors = self._embeddings.embed_documents(text_list) if text_list else []
-        return self.add_embeddings(text_list, vectors, metadatas, ids)
+        rows = _ingest.plan(texts, metadatas, ids)
+        if not len(rows):
+            return []
+        spans = _ingest.spans(len(rows), self._DEFAULT_BATCH if batch_size is None else batch_size)
+        embed = self._embeddings.embed_documents
+        with _ingest.progress(len(rows), show_progress) as bar, ThreadPoolExecutor(1) as pool:
+            vectors = embed(rows.texts[slice(*spans[0])])
+            state = self._writable(len(vectors[0]) if vectors else 0)
+            with begin(self._engines.sync, prelude=self._prelude()) as conn:
+                for number, span in enumerate(spans):
+                    following = spans[number + 1] if number + 1 < len(spans) else None
+                    ahead = following and pool.submit(embed, rows.texts[slice(*following)])
+                    batch = _ingest.with_vectors(rows, span, vectors, state.tables)
+                    _ingest.write(conn, state.tables, state.collection_id, batch)
+                    bar.update(len(batch))
+                    vectors = ahead.result() if ahead else []
+        return rows.ids
 
     async def aadd_texts(
         self,
@@ -319,20 +353,30 @@ class PGVecStore(IndexMethods, VectorStore):
         metadatas: list[dict[Any, Any]] | None = None,
         *,
         ids: list[str] | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """Async twin of :meth:`add_texts`."""
-        text_list = list(texts)
-        self._precheck(text_list, metadatas, ids)
-        vectors = await self._embeddings.aembed_documents(text_list) if text_list else []
-        return await self.aadd_embeddings(text_list, vectors, metadatas, ids)
-
-    @staticmethod
-    def _precheck(
-        texts: list[str], metadatas: Sequence[Any] | None, ids: Sequence[Any] | None
-    ) -> None:
-        # fail before paying for embeddings
-        prepare(texts, np.zeros((len(texts), 1)), metadatas, ids)
+        """Async twin of :meth:`add_texts` (the next batch embeds in a task)."""
+        rows = _ingest.plan(texts, metadatas, ids)
+        if not len(rows):
+            return []
+        spans = _ingest.spans(len(rows), self._DEFAULT_BATCH if batch_size is None else batch_size)
+        embed = self._embeddings.aembed_documents
+        with _ingest.progress(len(rows), show_progress) as bar:
+            vectors = await embed(rows.texts[slice(*spans[0])])
+            state = await self._awritable(len(vectors[0]) if vectors else 0)
+            async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+                for number, span in enumerate(spans):
+                    following = spans[number + 1] if number + 1 < len(spans) else None
+                    ahead = following and asyncio.ensure_future(
+                        embed(rows.texts[slice(*following)])
+                    )
+                    batch = _ingest.with_vectors(rows, span, vectors, state.tables)
+                    await _ingest.awrite(conn, state.tables, state.collection_id, batch)
+                    bar.update(len(batch))
+                    vectors = await ahead if ahead else []
+        return rows.ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Upsert documents; ``Document.id`` is honoured (generated where None).

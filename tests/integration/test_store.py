@@ -502,3 +502,57 @@ async def test_halfvec_store_roundtrip(make_store: Any, run: Runner) -> None:
     assert pairs[0][0].id == "42" and pairs[0][1] < 1e-3
     mmr = await run(store, "max_marginal_relevance_search_by_vector", vectors[42].tolist(), k=3)
     assert mmr[0].id == "42"
+
+
+# ---------------------------------------------------------------------- batched add_texts
+
+
+class FlakyEmbeddings(DeterministicFakeEmbedding):
+    """Counts embedding calls and fails on the call numbered ``fail_on`` (1-based)."""
+
+    calls: int = 0
+    fail_on: int = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("embedding service down")
+        return super().embed_documents(texts)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_documents(texts)
+
+
+async def test_add_texts_in_batches_with_progress(store: PGVecStore, run: Runner) -> None:
+    flaky = FlakyEmbeddings(size=DIM)
+    store._embeddings = flaky
+    texts = [f"text number {i}" for i in range(1050)]
+    ids = await run(
+        store,
+        "add_texts",
+        texts,
+        [{"i": i} for i in range(1050)],
+        batch_size=100,
+        show_progress=True,
+    )
+    assert flaky.calls == 11 and len(ids) == 1050
+    assert await run(store, "count") == 1050
+    docs = await run(store, "get_by_ids", [ids[0], ids[-1]])
+    assert [d.metadata["i"] for d in docs] == [0, 1049]
+    hits = await run(store, "similarity_search", "text number 977", k=1)
+    assert hits[0].page_content == "text number 977"
+
+
+async def test_add_texts_is_all_or_nothing_when_a_batch_fails(
+    store: PGVecStore, run: Runner
+) -> None:
+    await run(store, "add_texts", ["already here"], ids=["keep"])
+    store._embeddings = FlakyEmbeddings(size=DIM, fail_on=3)
+    with pytest.raises(RuntimeError, match="embedding service down"):
+        await run(store, "add_texts", [f"t{i}" for i in range(500)], batch_size=100)
+    assert await run(store, "count") == 1
+
+
+async def test_add_texts_validates_batch_size(store: PGVecStore, run: Runner) -> None:
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        await run(store, "add_texts", ["a"], batch_size=0)
