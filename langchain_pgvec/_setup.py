@@ -52,6 +52,21 @@ def dimension_error(
     )
 
 
+def lock_collection(
+    conn: Connection, tables: Tables, name: str, metadata: dict[str, Any] | None = None
+) -> uuid.UUID:
+    """The id of collection ``name`` for a write in this transaction (created if missing).
+
+    Looked up inside the write's own transaction rather than trusted from a cache, so
+    a collection deleted (or recreated) by another store meanwhile is handled.
+    """
+    cid: uuid.UUID | None = conn.execute(_sql.lock_collection(tables, name)).scalar()
+    if cid is None:
+        conn.execute(_sql.create_collection(tables, name, metadata))
+        cid = conn.execute(_sql.lock_collection(tables, name)).scalar_one()
+    return cid
+
+
 def _ensure_extension(conn: Connection, create: bool) -> str | None:
     version = conn.execute(_EXTENSION).scalar()
     if version is not None or not create:

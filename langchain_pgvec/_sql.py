@@ -41,6 +41,15 @@ def collection_id(tables: Tables, name: str) -> Select[Any]:
     return select(collection.c.id).where(collection.c.name == name)
 
 
+def lock_collection(tables: Tables, name: str) -> Select[Any]:
+    """The collection's id, locked FOR KEY SHARE until the transaction ends.
+
+    The lock a foreign-key check takes: writers never block each other, and a
+    concurrent ``delete_collection`` waits for the write to commit.
+    """
+    return collection_id(tables, name).with_for_update(read=True, key_share=True)
+
+
 def create_collection(tables: Tables, name: str, metadata: dict[str, Any] | None = None) -> Insert:
     """Insert the collection unless it exists (a concurrent creator wins quietly)."""
     collection = tables.collection

@@ -9,17 +9,17 @@ twins differ only in ``await``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
@@ -33,7 +33,7 @@ from ._indexes import DistanceStrategy, VectorType
 from ._input import as_matrix, as_vector, check_ids, prepare
 from ._mmr import maximal_marginal_relevance
 from ._schema import Tables, TableSpec, decode_vectors
-from ._setup import State, ensure
+from ._setup import State, ensure, lock_collection
 from ._tuning import SearchSettings
 
 Filter = Mapping[str, Any]
@@ -55,18 +55,10 @@ def _in_order(documents: list[Document], ids: Sequence[str]) -> list[Document]:
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
 
-@dataclass(frozen=True)
-class _Writable:
-    """A state whose collection exists (ensured with create=True)."""
-
-    tables: Tables
-    collection_id: uuid.UUID
-
-    @classmethod
-    def of(cls, state: State | None) -> _Writable:
-        if state is None or state.collection_id is None:  # pragma: no cover - create=True
-            raise SchemaError("the collection could not be created")
-        return cls(state.tables, state.collection_id)
+def _writable(state: State | None) -> State:
+    if state is None:  # pragma: no cover - ensure(create=True) always returns a state
+        raise SchemaError("the tables could not be created")
+    return state
 
 
 def _check_k(k: int, name: str = "k") -> None:
@@ -224,11 +216,18 @@ class PGVecStore(IndexMethods, VectorStore):
         timeout = self.search_settings.statement_timeout_ms
         return None if timeout is None else _tuning.set_local({"statement_timeout": str(timeout)})
 
-    def _writable(self, dimension: int) -> _Writable:
-        return _Writable.of(self._ensure(dimension, create=True))
+    def _writable(self, dimension: int) -> State:
+        return _writable(self._ensure(dimension, create=True))
 
-    async def _awritable(self, dimension: int) -> _Writable:
-        return _Writable.of(await self._aensure(dimension, create=True))
+    async def _awritable(self, dimension: int) -> State:
+        return _writable(await self._aensure(dimension, create=True))
+
+    def _lock(self, conn: Connection, tables: Tables) -> uuid.UUID:
+        """Lock (or create) the collection inside a write transaction; refresh the cache."""
+        cid = lock_collection(conn, tables, self.collection_name, self._collection_metadata)
+        if self._state is not None and self._state.collection_id != cid:
+            self._state = dataclasses.replace(self._state, collection_id=cid)
+        return cid
 
     def _where(self, state: State, filter: Filter | None) -> ColumnElement[bool] | None:
         if not filter:
@@ -280,7 +279,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._writable(batch.vectors.shape[1])
         _ingest.check_dimension(state.tables, batch)
         with begin(self._engines.sync, prelude=self._prelude()) as conn:
-            _ingest.write(conn, state.tables, state.collection_id, batch)
+            _ingest.write(conn, state.tables, self._lock(conn, state.tables), batch)
         return batch.ids
 
     async def aadd_embeddings(
@@ -298,7 +297,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._awritable(batch.vectors.shape[1])
         _ingest.check_dimension(state.tables, batch)
         async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
-            await _ingest.awrite(conn, state.tables, state.collection_id, batch)
+            cid = await conn.run_sync(self._lock, state.tables)
+            await _ingest.awrite(conn, state.tables, cid, batch)
         return batch.ids
 
     def add_texts(
@@ -338,11 +338,12 @@ class PGVecStore(IndexMethods, VectorStore):
             vectors = embed(rows.texts[slice(*spans[0])])
             state = self._writable(len(vectors[0]) if vectors else 0)
             with begin(self._engines.sync, prelude=self._prelude()) as conn:
+                cid = self._lock(conn, state.tables)
                 for number, span in enumerate(spans):
                     following = spans[number + 1] if number + 1 < len(spans) else None
                     ahead = following and pool.submit(embed, rows.texts[slice(*following)])
                     batch = _ingest.with_vectors(rows, span, vectors, state.tables)
-                    _ingest.write(conn, state.tables, state.collection_id, batch)
+                    _ingest.write(conn, state.tables, cid, batch)
                     bar.update(len(batch))
                     vectors = ahead.result() if ahead else []
         return rows.ids
@@ -367,13 +368,14 @@ class PGVecStore(IndexMethods, VectorStore):
             vectors = await embed(rows.texts[slice(*spans[0])])
             state = await self._awritable(len(vectors[0]) if vectors else 0)
             async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+                cid = await conn.run_sync(self._lock, state.tables)
                 for number, span in enumerate(spans):
                     following = spans[number + 1] if number + 1 < len(spans) else None
                     ahead = following and asyncio.ensure_future(
                         embed(rows.texts[slice(*following)])
                     )
                     batch = _ingest.with_vectors(rows, span, vectors, state.tables)
-                    await _ingest.awrite(conn, state.tables, state.collection_id, batch)
+                    await _ingest.awrite(conn, state.tables, cid, batch)
                     bar.update(len(batch))
                     vectors = await ahead if ahead else []
         return rows.ids

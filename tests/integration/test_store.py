@@ -556,3 +556,15 @@ async def test_add_texts_is_all_or_nothing_when_a_batch_fails(
 async def test_add_texts_validates_batch_size(store: PGVecStore, run: Runner) -> None:
     with pytest.raises(InvalidInputError, match="batch_size"):
         await run(store, "add_texts", ["a"], batch_size=0)
+
+
+async def test_write_after_another_store_deleted_the_collection(
+    make_store: Any, run: Runner
+) -> None:
+    mine = make_store()
+    other = make_store()  # same collection, another instance
+    await run(mine, "add_texts", ["first"], ids=["1"])  # caches the collection id
+    await run(other, "delete_collection")
+    await run(mine, "add_texts", ["second"], ids=["2"])  # must not hit a stale id
+    assert [d.id for d in await run(other, "get", None)] == ["2"]
+    assert [d.id for d in await run(mine, "get", None)] == ["2"]
