@@ -121,14 +121,35 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
     )
 
 
+_FLAT = (int, bool, type(None))
+
+
 def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
-    """One metadata dict (None means {}), checked to round-trip through JSONB exactly."""
+    """One metadata dict (None means {}), checked to round-trip through JSONB exactly.
+
+    Flat dicts of scalars (the common case) are checked in one pass; anything nested
+    goes through the full recursive check.
+    """
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(
             f"metadatas[{position}] must be a dict, got {type(metadata).__name__}"
         )
+    for key, value in metadata.items():
+        kind = type(value)
+        if type(key) is not str or "\x00" in key:
+            break
+        if kind is str:
+            if "\x00" in value:
+                break
+        elif kind is float:
+            if not math.isfinite(value):
+                break
+        elif kind not in _FLAT:
+            break
+    else:
+        return dict(metadata)
     _check_json(metadata, f"metadatas[{position}]")
     return dict(metadata)
 

@@ -123,18 +123,22 @@ def search(
     The distance is computed once, labelled, and ordered by its label, which is the
     form a vector index serves. With ``resort``, the ``k`` rows are sorted again by
     exact distance (an iterative scan in relaxed order may return them slightly out
-    of order).
+    of order). With ``with_vectors``, embeddings are encoded (``vector_send``) in an
+    outer query, for the ``k`` rows only rather than for every row scanned.
     """
     table = tables.embedding
     distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if with_vectors:
-        columns.append(send_function(tables.spec.vector_type, table.c.embedding).label("vec"))
+        columns.append(table.c.embedding)
     nearest = select(*columns).where(_scope(tables, cid, where)).order_by(distance).limit(k)
-    if not resort:
+    if not (resort or with_vectors):
         return nearest
     inner = nearest.subquery("nearest")
-    return select(*inner.c).order_by(inner.c.distance)
+    outer: list[Any] = [inner.c.id, inner.c.content, inner.c.metadata, inner.c.distance]
+    if with_vectors:
+        outer.append(send_function(tables.spec.vector_type, inner.c.embedding).label("vec"))
+    return select(*outer).order_by(inner.c.distance)
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
