@@ -142,7 +142,7 @@ def encode(batch: Batch, vector_type: str, collection_id: uuid.UUID | None) -> I
         parts[2::7] = ids
         parts[3::7] = map(_LENGTH, map(len, texts))
         parts[4::7] = texts
-        parts[5::7] = map(_JSONB_HEAD, map(len, metas))
+        parts[5::7] = map(_jsonb_head, map(len, metas))
         parts[6::7] = metas
         yield b"".join(parts)
     yield _TRAILER
@@ -153,7 +153,7 @@ def _split(strings: list[str]) -> list[bytes]:
     return "\x00".join(strings).encode().split(b"\x00")
 
 
-def _JSONB_HEAD(length: int) -> bytes:  # noqa: N802 - reads like the constant it replaces
+def _jsonb_head(length: int) -> bytes:
     # field length (the version byte included), then jsonb's binary format version 1
     return _JSONB_PREFIX(length + 1, 1)
 
