@@ -16,9 +16,11 @@ from ._errors import (
     QueryTimeoutError,
     SchemaError,
 )
-from ._indexes import HNSW, DistanceStrategy, IVFFlat
+from ._indexes import HNSW, DistanceStrategy, IndexInfo, IVFFlat, PerformanceWarning
+from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, mapped_tables
 from ._store import PGVecStore
+from ._tuning import SearchSettings
 from .embeddings import HashingEmbeddings
 
 __all__ = [
@@ -30,11 +32,15 @@ __all__ = [
     "FilterError",
     "HashingEmbeddings",
     "IVFFlat",
+    "IndexInfo",
     "InvalidInputError",
     "PGVecError",
+    "PGVecRetriever",
     "PGVecStore",
+    "PerformanceWarning",
     "QueryTimeoutError",
     "SchemaError",
+    "SearchSettings",
     "TableSpec",
     "Tables",
     "mapped_tables",

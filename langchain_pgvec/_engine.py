@@ -18,8 +18,8 @@ import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 
 from ._errors import PGVecError, QueryTimeoutError
 

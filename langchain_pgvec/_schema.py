@@ -9,16 +9,19 @@ the same key returns the same classes, so users can map their own tables to ours
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC, VECTOR
-from sqlalchemy import ForeignKey, Index, MetaData, Table, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import Column, Computed, ForeignKey, Index, MetaData, Table, Text, cast, literal
+from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR, UUID
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import ExecutableDDLElement
 from sqlalchemy.sql import ColumnElement, func
 from sqlalchemy.types import TypeEngine
 
@@ -28,8 +31,10 @@ from ._indexes import VectorType
 DEFAULT_COLLECTION_TABLE = "pgvec_collection"
 DEFAULT_EMBEDDING_TABLE = "pgvec_embedding"
 MAX_DIMENSION = {"vector": 16000, "halfvec": 16000}
-MAX_INDEXED_DIMENSION = {"vector": 2000, "halfvec": 4000}
 _MAX_NAME = 48  # leaves room for index-name suffixes within PostgreSQL's 63 bytes
+_CONFIG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+#: the generated full-text column, present when a store enables text search
+TSV_COLUMN = "content_tsv"
 
 
 def _to_text(value: Any, dim: int | None) -> str:
@@ -107,6 +112,37 @@ def decode_vectors(blobs: list[bytes], vector_type: VectorType) -> np.ndarray:
     return np.frombuffer(joined, dtype=dtype).astype(np.float32).reshape(len(blobs), -1)
 
 
+def full_text_column(config: str, content: Any) -> Column[Any]:
+    """``content_tsv tsvector GENERATED ALWAYS AS (to_tsvector(config, content)) STORED``."""
+    vector = func.to_tsvector(cast(literal(config), REGCONFIG), func.coalesce(content, literal("")))
+    return Column(TSV_COLUMN, TSVECTOR, Computed(vector, persisted=True))
+
+
+class AddColumn(ExecutableDDLElement):
+    """``ALTER TABLE t ADD COLUMN IF NOT EXISTS <column spec>`` (no lost data)."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Table, column: Column[Any]) -> None:
+        self.table = table
+        self.column = column
+
+
+@compiles(AddColumn)
+def _compile_add_column(element: AddColumn, compiler: Any, **kw: Any) -> str:
+    # both parts come from SQLAlchemy's compiler: the quoted table name and the column DDL
+    table: str = compiler.preparer.format_table(element.table)
+    column: str = compiler.get_column_specification(element.column)
+    return "ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS " + column
+
+
+def cast_table(table: Any) -> Table:
+    """A declarative class's ``__table__``, typed as the Table it is."""
+    if not isinstance(table, Table):  # pragma: no cover - declarative always makes one
+        raise SchemaError(f"expected a Table, got {type(table).__name__}")
+    return table
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """What identifies one set of mapped classes."""
@@ -116,6 +152,7 @@ class TableSpec:
     embedding_table: str = DEFAULT_EMBEDDING_TABLE
     dimension: int | None = None
     vector_type: VectorType = "vector"
+    text_search_config: str | None = None
 
     def __post_init__(self) -> None:
         for label, name in (
@@ -131,6 +168,12 @@ class TableSpec:
                 )
             if "\x00" in name:
                 raise SchemaError(f"{label} must not contain NUL characters: {name!r}")
+        config = self.text_search_config
+        if config is not None and not _CONFIG_NAME.fullmatch(config):
+            raise SchemaError(
+                "text_search_config must name a PostgreSQL text search configuration such "
+                f"as 'english' or 'simple' (letters, digits, '_'), got {config!r}"
+            )
         if self.collection_table == self.embedding_table:
             raise SchemaError(
                 "collection_table and embedding_table must differ, "
@@ -220,6 +263,12 @@ def mapped_tables(spec: TableSpec) -> Tables:
         embedding: Mapped[Any] = mapped_column(
             vector_column_type(spec.vector_type, spec.dimension), nullable=False
         )
+
+    if spec.text_search_config is not None:
+        embedding_table = cast_table(Embedding.__table__)
+        column = full_text_column(spec.text_search_config, embedding_table.c.content)
+        embedding_table.append_column(column)
+        Index(f"{spec.embedding_table}_{TSV_COLUMN}_gin", column, postgresql_using="gin")
 
     Collection.__name__ = Collection.__qualname__ = "PGVecCollection"
     Embedding.__name__ = Embedding.__qualname__ = "PGVecEmbedding"

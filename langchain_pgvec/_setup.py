@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateSchema
+from sqlalchemy.schema import CreateIndex, CreateSchema
 
 from . import _sql
 from ._errors import DimensionMismatchError, ExtensionError, SchemaError
-from ._schema import Tables, TableSpec, mapped_tables
+from ._indexes import LIST_INDEXES, RELATION, TABLE_ROWS, IndexInfo, relation_problem
+from ._schema import TSV_COLUMN, AddColumn, Tables, TableSpec, mapped_tables
 
 _EXTENSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
 _VECTOR_COLUMN = text(
@@ -33,11 +34,48 @@ _VECTOR_COLUMN = text(
 
 @dataclass(frozen=True)
 class State:
-    """What a store learns from the database once and then caches."""
+    """What a store learns from the database once and then caches.
+
+    ``approx_rows`` (the planner's estimate, 0 when unknown) and ``indexes`` are a
+    snapshot taken with the rest; the index methods drop the cached state after
+    creating or dropping an index, so the next call reads them again.
+    """
 
     tables: Tables
     collection_id: uuid.UUID | None
     extension_version: str
+    approx_rows: int = 0
+    indexes: tuple[IndexInfo, ...] = ()
+
+
+def _table_params(spec: TableSpec) -> dict[str, Any]:
+    return {"table": spec.embedding_table, "schema": spec.schema}
+
+
+def read_indexes(conn: Connection, spec: TableSpec) -> list[IndexInfo]:
+    """Every index on the embedding table (none when the table does not exist)."""
+    return [IndexInfo.from_row(row) for row in conn.execute(LIST_INDEXES, _table_params(spec))]
+
+
+def approx_rows(conn: Connection, spec: TableSpec) -> int:
+    """The planner's row estimate of the embedding table; 0 before its first ANALYZE."""
+    rows = conn.execute(TABLE_ROWS, _table_params(spec)).scalar()
+    return max(0, int(rows or 0))
+
+
+def find_index(conn: Connection, spec: TableSpec, name: str) -> IndexInfo | None:
+    """The index called ``name`` on the embedding table; None when no relation has the name.
+
+    Raises:
+        SchemaError: The name belongs to another relation of the schema.
+    """
+    row = conn.execute(RELATION, {"name": name, "schema": spec.schema}).first()
+    problem = relation_problem(name, spec.embedding_table, row)
+    if problem is not None:
+        raise problem
+    if row is None:
+        return None
+    return next((i for i in read_indexes(conn, spec) if i.name == name), None)
 
 
 def dimension_error(
@@ -65,6 +103,32 @@ def lock_collection(
         conn.execute(_sql.create_collection(tables, name, metadata))
         cid = conn.execute(_sql.lock_collection(tables, name)).scalar_one()
     return cid
+
+
+_HAS_COLUMN = text(
+    "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
+    "AND a.attname = :column AND NOT a.attisdropped"
+)
+
+
+def _ensure_full_text(conn: Connection, tables: Tables) -> None:
+    """Add the generated tsvector column and its GIN index to an existing table.
+
+    ``ADD COLUMN ... GENERATED ALWAYS AS (...) STORED`` computes it for every row
+    already there; nothing is lost.
+    """
+    spec = tables.spec
+    params = {"table": spec.embedding_table, "schema": spec.schema, "column": TSV_COLUMN}
+    if conn.execute(_HAS_COLUMN, params).first() is not None:
+        return
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table))))
+    table = tables.embedding
+    conn.execute(AddColumn(table, table.c[TSV_COLUMN]))
+    for index in table.indexes:
+        if TSV_COLUMN in index.columns:
+            conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def _ensure_extension(conn: Connection, create: bool) -> str | None:
@@ -152,8 +216,16 @@ def ensure(
             if dimension is not None and dimension != table_dim:
                 raise dimension_error(spec, table_dim, dimension, "the embedding")
         tables = mapped_tables(dataclasses.replace(spec, dimension=table_dim))
+        if spec.text_search_config is not None:
+            _ensure_full_text(conn, tables)
     cid: uuid.UUID | None = conn.execute(_sql.collection_id(tables, collection)).scalar()
     if cid is None and create:
         conn.execute(_sql.create_collection(tables, collection, collection_metadata))
         cid = conn.execute(_sql.collection_id(tables, collection)).scalar_one()
-    return State(tables=tables, collection_id=cid, extension_version=version)
+    return State(
+        tables=tables,
+        collection_id=cid,
+        extension_version=version,
+        approx_rows=approx_rows(conn, spec),
+        indexes=tuple(read_indexes(conn, spec)),
+    )

@@ -24,6 +24,7 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    literal,
     select,
     true,
 )
@@ -92,7 +93,7 @@ def _ids_param(ids: Sequence[str]) -> Any:
     return bindparam("ids", value=list(ids), type_=ARRAY(Text))
 
 
-def _scope(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Any:
+def scope(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Any:
     table = tables.embedding
     scoped = table.c.collection_id == cid
     return scoped if where is None else and_(scoped, where)
@@ -131,21 +132,23 @@ def search(
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if with_vectors:
         columns.append(table.c.embedding)
-    nearest = select(*columns).where(_scope(tables, cid, where)).order_by(distance).limit(k)
+    nearest = select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(k)
     if not (resort or with_vectors):
         return nearest
     inner = nearest.subquery("nearest")
     outer: list[Any] = [inner.c.id, inner.c.content, inner.c.metadata, inner.c.distance]
     if with_vectors:
         outer.append(send_function(tables.spec.vector_type, inner.c.embedding).label("vec"))
-    return select(*outer).order_by(inner.c.distance)
+    # "+ 0": the planner would otherwise trust the inner ORDER BY and skip this sort,
+    # which a relaxed iterative scan needs (pgvector's documented form)
+    return select(*outer).order_by(inner.c.distance + literal(0.0))
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
     """Documents of the collection whose id is in ``ids``."""
     table = tables.embedding
     return select(table.c.id, table.c.content, table.c.metadata).where(
-        _scope(tables, cid, table.c.id == any_(_ids_param(ids)))
+        scope(tables, cid, table.c.id == any_(_ids_param(ids)))
     )
 
 
@@ -161,7 +164,7 @@ def get_where(
     table = tables.embedding
     statement = (
         select(table.c.id, table.c.content, table.c.metadata)
-        .where(_scope(tables, cid, where))
+        .where(scope(tables, cid, where))
         .order_by(table.c.id)
         .offset(offset)
     )
@@ -171,23 +174,23 @@ def get_where(
 def existing_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
     """Which of ``ids`` the collection holds."""
     table = tables.embedding
-    return select(table.c.id).where(_scope(tables, cid, table.c.id == any_(_ids_param(ids))))
+    return select(table.c.id).where(scope(tables, cid, table.c.id == any_(_ids_param(ids))))
 
 
 def delete_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Delete:
     """Delete the collection's documents whose id is in ``ids``."""
     table = tables.embedding
-    return delete(table).where(_scope(tables, cid, table.c.id == any_(_ids_param(ids))))
+    return delete(table).where(scope(tables, cid, table.c.id == any_(_ids_param(ids))))
 
 
 def delete_where(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Delete:
     """Delete the collection's documents that match ``where``."""
-    return delete(tables.embedding).where(_scope(tables, cid, where))
+    return delete(tables.embedding).where(scope(tables, cid, where))
 
 
 def count(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None = None) -> Select[Any]:
     """How many of the collection's documents match ``where``."""
-    return select(func.count()).select_from(tables.embedding).where(_scope(tables, cid, where))
+    return select(func.count()).select_from(tables.embedding).where(scope(tables, cid, where))
 
 
 def everything() -> ColumnElement[bool]:

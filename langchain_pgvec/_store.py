@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from . import _ingest, _sql, _tuning
+from . import _hybrid, _ingest, _sql, _tuning
 from ._engine import Connectable, Engines, abegin, begin
 from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
@@ -32,6 +33,7 @@ from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
 from ._input import as_matrix, as_vector, check_ids, prepare
 from ._mmr import maximal_marginal_relevance
+from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, decode_vectors
 from ._setup import State, ensure, lock_collection
 from ._tuning import SearchSettings
@@ -46,6 +48,13 @@ def _documents(rows: Iterable[Row[Any]]) -> list[Document]:
 def _scored(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
     return [
         (Document(id=r.id, page_content=r.content or "", metadata=r.metadata), float(r.distance))
+        for r in rows
+    ]
+
+
+def _fused(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
+    return [
+        (Document(id=r.id, page_content=r.content or "", metadata=r.metadata), float(r.score))
         for r in rows
     ]
 
@@ -93,6 +102,9 @@ class PGVecStore(IndexMethods, VectorStore):
             scans, ...); each search call may override them with keyword arguments.
         statement_timeout: Seconds after which PostgreSQL cancels any statement of
             this store (``QueryTimeoutError``); None for the server's setting.
+        full_text: Enable full-text and hybrid search: True for the ``english`` text
+            search configuration, or a configuration's name. Adds a generated
+            ``tsvector`` column and a GIN index (to an existing table too).
         engine_kwargs: Extra arguments for engines this store creates from a URL.
 
     Example:
@@ -123,6 +135,7 @@ class PGVecStore(IndexMethods, VectorStore):
         relevance_score_fn: Callable[[float], float] | None = None,
         search_settings: SearchSettings | None = None,
         statement_timeout: float | None = None,
+        full_text: bool | str = False,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
@@ -141,6 +154,7 @@ class PGVecStore(IndexMethods, VectorStore):
             embedding_table=embedding_table,
             dimension=embedding_length,
             vector_type=vector_type,
+            text_search_config="english" if full_text is True else (full_text or None),
         )
         self._collection_metadata = dict(collection_metadata or {})
         timeout_ms = None if statement_timeout is None else max(1, int(statement_timeout * 1000))
@@ -793,6 +807,183 @@ class PGVecStore(IndexMethods, VectorStore):
         return await self.amax_marginal_relevance_search_by_vector(
             vector, k, fetch_k, lambda_mult, filter, **kwargs
         )
+
+    # ------------------------------------------------------------------ full text, hybrid
+
+    def hybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Filter | None = None,
+        *,
+        fetch_k: int | None = None,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Full-text and vector search fused by reciprocal rank fusion, in one statement.
+
+        Needs ``full_text`` enabled on the store. The query takes ``websearch_to_tsquery``
+        syntax (``"quoted phrase"``, ``or``, ``-excluded``); a query with no searchable
+        words falls back to the vector leg alone.
+
+        Args:
+            query: The query text (embedded for the vector leg).
+            k: Documents to return.
+            filter: A metadata filter, applied inside both legs.
+            fetch_k: Candidates each leg ranks (default ``max(20, 4 * k)``).
+            rrf_k: The RRF constant: larger values flatten the rank contributions.
+            weights: (vector weight, full-text weight).
+            **kwargs: Per-call search settings (``ef_search=`` ...).
+
+        Returns:
+            (document, fused score) pairs, highest score first.
+        """
+        vector = self._embeddings.embed_query(query)
+        state = self._ensure(len(vector))
+        if not k or state is None or state.collection_id is None:
+            return []
+        prelude, statement = self._hybrid(
+            state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs
+        )
+        with begin(self._engines.sync, prelude=prelude) as conn:
+            return _fused(conn.execute(statement))
+
+    async def ahybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Filter | None = None,
+        *,
+        fetch_k: int | None = None,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async twin of :meth:`hybrid_search_with_score`."""
+        vector = await self._embeddings.aembed_query(query)
+        state = await self._aensure(len(vector))
+        if not k or state is None or state.collection_id is None:
+            return []
+        prelude, statement = self._hybrid(
+            state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs
+        )
+        async with abegin(self._engines.async_, prelude=prelude) as conn:
+            return _fused(await conn.execute(statement))
+
+    def _hybrid(
+        self,
+        state: State,
+        embedding: Sequence[float],
+        query: str,
+        k: int,
+        filter: Filter | None,
+        fetch_k: int | None,
+        rrf_k: int,
+        weights: tuple[float, float],
+        kwargs: dict[str, Any],
+    ) -> tuple[Any, Any]:
+        """The settings statement and the fused statement of one hybrid search."""
+        assert state.collection_id is not None
+        _check_k(k)
+        candidates = max(20, 4 * k) if fetch_k is None else fetch_k
+        _check_k(candidates, "fetch_k")
+        _check_k(rrf_k, "rrf_k")
+        if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise InvalidInputError(
+                f"weights must be two non-negative numbers (vector, text), got {weights!r}"
+            )
+        where = self._where(state, filter)
+        settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
+        gucs = _tuning.resolve(
+            settings,
+            candidates=candidates,
+            filtered=where is not None,
+            iterative_supported=_tuning.supports_iterative(state.extension_version),
+        )
+        statement = _hybrid.hybrid(
+            state.tables,
+            state.collection_id,
+            self.distance_strategy,
+            as_vector(embedding, state.tables.spec.dimension),
+            query,
+            k=k,
+            fetch_k=candidates,
+            rrf_k=rrf_k,
+            weights=(float(weights[0]), float(weights[1])),
+            where=where,
+        )
+        return _tuning.set_local(gucs), statement
+
+    def hybrid_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Documents from :meth:`hybrid_search_with_score`, without the scores."""
+        return [doc for doc, _ in self.hybrid_search_with_score(query, k, filter, **kwargs)]
+
+    async def ahybrid_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async twin of :meth:`hybrid_search`."""
+        pairs = await self.ahybrid_search_with_score(query, k, filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def full_text_search_with_score(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Keyword search only (``websearch_to_tsquery``), ranked by ``ts_rank_cd``.
+
+        Returns:
+            (document, rank) pairs, highest first; empty for a query with no
+            searchable words.
+        """
+        _check_k(k)
+        state = self._ensure()
+        if not k or state is None or state.collection_id is None:
+            return []
+        statement = _hybrid.full_text(
+            state.tables, state.collection_id, query, k, self._where(state, filter)
+        )
+        with begin(self._engines.sync, prelude=self._prelude()) as conn:
+            return _fused(conn.execute(statement))
+
+    async def afull_text_search_with_score(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async twin of :meth:`full_text_search_with_score`."""
+        _check_k(k)
+        state = await self._aensure()
+        if not k or state is None or state.collection_id is None:
+            return []
+        statement = _hybrid.full_text(
+            state.tables, state.collection_id, query, k, self._where(state, filter)
+        )
+        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+            return _fused(await conn.execute(statement))
+
+    def full_text_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Documents from :meth:`full_text_search_with_score`, without the ranks."""
+        return [doc for doc, _ in self.full_text_search_with_score(query, k, filter, **kwargs)]
+
+    async def afull_text_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async twin of :meth:`full_text_search`."""
+        pairs = await self.afull_text_search_with_score(query, k, filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def as_retriever(self, **kwargs: Any) -> PGVecRetriever:
+        """A LangChain retriever over this store.
+
+        ``search_type`` is ``"similarity"`` (default), ``"mmr"``,
+        ``"similarity_score_threshold"``, ``"hybrid"`` or ``"full_text"``;
+        ``search_kwargs`` go to the matching search method (``k``, ``filter``,
+        ``fetch_k``, ``ef_search``, ...).
+        """
+        tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
+        return PGVecRetriever(vectorstore=self, tags=tags, **kwargs)
 
     # ------------------------------------------------------------------ constructors
 

@@ -1,0 +1,126 @@
+"""Full-text and hybrid (full-text + vector) search statements; pure builders.
+
+Hybrid search is one statement: a CTE ranks the ``fetch_k`` nearest vectors, another
+ranks the ``fetch_k`` best full-text matches (``websearch_to_tsquery`` syntax, ranked
+by ``ts_rank_cd``), both scoped to the collection and the metadata filter, and they
+are fused by reciprocal rank fusion::
+
+    score(d) = w_vector / (rrf_k + rank_vector(d)) + w_text / (rrf_k + rank_text(d))
+
+with a missing rank contributing 0. A query without searchable words (only stop
+words or punctuation) makes the text leg empty, so the result is the vector leg's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, and_, bindparam, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.sql import ColumnElement
+
+from ._errors import InvalidInputError, SchemaError
+from ._indexes import DistanceStrategy
+from ._schema import TSV_COLUMN, Tables
+from ._sql import query_vector, scope
+
+
+def _tsv(tables: Tables) -> Any:
+    config = tables.spec.text_search_config
+    if config is None or TSV_COLUMN not in tables.embedding.c:
+        raise SchemaError(
+            "full-text search is not enabled on this store: create it with "
+            "PGVecStore(..., full_text=True) (or full_text='<config>'), which adds the "
+            f"generated column {TSV_COLUMN!r} and its GIN index to "
+            f"{tables.spec.qualified_embedding_table!r}"
+        )
+    return tables.embedding.c[TSV_COLUMN], config
+
+
+def _tsquery(config: str, text: str) -> ColumnElement[Any]:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"the query must be a string, got {type(text).__name__}")
+    return func.websearch_to_tsquery(cast(literal(config), REGCONFIG), bindparam("text", text))
+
+
+def _text_ranked(
+    tables: Tables, cid: uuid.UUID, text: str, limit: int, where: ColumnElement[bool] | None
+) -> Any:
+    tsv, config = _tsv(tables)
+    table = tables.embedding
+    query = _tsquery(config, text)
+    score = func.ts_rank_cd(tsv, query).label("score")
+    return (
+        select(table.c.id, score)
+        .where(scope(tables, cid, where), tsv.op("@@")(query))
+        .order_by(score.desc(), table.c.id)
+        .limit(limit)
+    )
+
+
+def full_text(
+    tables: Tables, cid: uuid.UUID, text: str, k: int, where: ColumnElement[bool] | None
+) -> Select[Any]:
+    """The ``k`` best full-text matches: id, content, metadata, score (higher is better)."""
+    ranked = _text_ranked(tables, cid, text, k, where).subquery("ranked")
+    table = tables.embedding
+    return (
+        select(table.c.id, table.c.content, table.c.metadata, ranked.c.score)
+        .join_from(ranked, table, and_(table.c.collection_id == cid, table.c.id == ranked.c.id))
+        .order_by(ranked.c.score.desc(), table.c.id)
+    )
+
+
+def hybrid(
+    tables: Tables,
+    cid: uuid.UUID,
+    strategy: DistanceStrategy,
+    vector: np.ndarray,
+    text: str,
+    *,
+    k: int,
+    fetch_k: int,
+    rrf_k: int,
+    weights: tuple[float, float],
+    where: ColumnElement[bool] | None,
+) -> Select[Any]:
+    """Reciprocal rank fusion of the vector and full-text legs, in one statement."""
+    table = tables.embedding
+    distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
+    nearest = (
+        select(table.c.id, distance)
+        .where(scope(tables, cid, where))
+        .order_by(distance)
+        .limit(fetch_k)
+        .subquery("nearest")
+    )
+    vector_leg = select(
+        nearest.c.id,
+        func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
+    ).cte("vector_leg")
+    matched = _text_ranked(tables, cid, text, fetch_k, where).subquery("matched")
+    text_leg = select(
+        matched.c.id,
+        func.row_number().over(order_by=(matched.c.score.desc(), matched.c.id)).label("rank"),
+    ).cte("text_leg")
+    rrf = literal(float(rrf_k))
+    vector_weight, text_weight = (literal(float(w)) for w in weights)
+    score = (
+        func.coalesce(vector_weight / (rrf + vector_leg.c.rank), 0.0)
+        + func.coalesce(text_weight / (rrf + text_leg.c.rank), 0.0)
+    ).label("score")
+    doc_id = func.coalesce(vector_leg.c.id, text_leg.c.id).label("id")
+    fused = (
+        select(doc_id, score)
+        .select_from(vector_leg.join(text_leg, vector_leg.c.id == text_leg.c.id, full=True))
+        .order_by(score.desc(), doc_id)
+        .limit(k)
+        .subquery("fused")
+    )
+    return (
+        select(table.c.id, table.c.content, table.c.metadata, fused.c.score)
+        .join_from(fused, table, and_(table.c.collection_id == cid, table.c.id == fused.c.id))
+        .order_by(fused.c.score.desc(), table.c.id)
+    )

@@ -1,0 +1,46 @@
+"""The retriever PGVecStore.as_retriever() returns: LangChain's, plus hybrid search."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.vectorstores import VectorStoreRetriever
+
+
+class PGVecRetriever(VectorStoreRetriever):
+    """A ``VectorStoreRetriever`` that also takes ``search_type="hybrid"`` and
+    ``"full_text"`` (search_kwargs go to ``hybrid_search`` / ``full_text_search``)."""
+
+    allowed_search_types: ClassVar[Collection[str]] = (
+        "similarity",
+        "similarity_score_threshold",
+        "mmr",
+        "hybrid",
+        "full_text",
+    )
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        arguments = self.search_kwargs | kwargs
+        if self.search_type == "hybrid":
+            return list(self.vectorstore.hybrid_search(query, **arguments))  # type: ignore[attr-defined]
+        if self.search_type == "full_text":
+            return list(self.vectorstore.full_text_search(query, **arguments))  # type: ignore[attr-defined]
+        return super()._get_relevant_documents(query, run_manager=run_manager, **kwargs)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        arguments = self.search_kwargs | kwargs
+        if self.search_type == "hybrid":
+            return list(await self.vectorstore.ahybrid_search(query, **arguments))  # type: ignore[attr-defined]
+        if self.search_type == "full_text":
+            return list(await self.vectorstore.afull_text_search(query, **arguments))  # type: ignore[attr-defined]
+        return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)

@@ -1,0 +1,570 @@
+"""Vector and metadata indexes, EXPLAIN and the missing-index warning, on a real PostgreSQL.
+
+Every test makes its own tables (``ix_e<dim>_<hex>``), so indexes built here never
+change another test's plans, and drops them afterwards.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from sqlalchemy import Engine, MetaData, Table, create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.schema import DropTable
+
+from langchain_pgvec import (
+    HNSW,
+    DistanceStrategy,
+    FilterError,
+    InvalidInputError,
+    IVFFlat,
+    PGVecStore,
+    SchemaError,
+)
+from langchain_pgvec._indexes import IndexInfo, PerformanceWarning
+
+DIM = 8
+SMALL_HNSW = HNSW(m=8, ef_construction=32)  # builds fast; plenty for a few thousand rows
+
+
+class Runner:
+    """Calls a store method by its sync name, or its async twin, per the test's mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    async def __call__(self, obj: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self.mode == "sync":
+            return getattr(obj, method)(*args, **kwargs)
+        result = getattr(obj, "a" + method)(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    return Runner(request.param)
+
+
+def _drop_tables(engine: Engine, names: list[tuple[str, str]]) -> None:
+    with engine.begin() as conn:
+        for embedding_table, collection_table in names:
+            for name in (embedding_table, collection_table):
+                conn.execute(DropTable(Table(name, MetaData()), if_exists=True))
+
+
+@pytest.fixture
+def make_store(engine: Engine, collection_name: str) -> Iterator[Any]:
+    """Stores on tables of their own: ``make_store(dim, tables=None, **kwargs)``."""
+    made: list[tuple[str, str]] = []
+
+    def factory(dim: int = DIM, *, tables: str | None = None, **kwargs: Any) -> PGVecStore:
+        suffix = tables or uuid.uuid4().hex[:8]
+        names = (f"ix_e{dim}_{suffix}", f"ix_c{dim}_{suffix}")
+        if names not in made:
+            made.append(names)
+        kwargs.setdefault("connection", engine)
+        kwargs.setdefault("collection_name", collection_name)
+        return PGVecStore(
+            DeterministicFakeEmbedding(size=dim),
+            embedding_table=names[0],
+            collection_table=names[1],
+            **kwargs,
+        )
+
+    yield factory
+    _drop_tables(engine, made)
+
+
+def unit_rows(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    normed: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normed
+
+
+async def load(
+    run: Runner, store: PGVecStore, n: int, *, seed: int = 0, metadatas: Any = None
+) -> np.ndarray:
+    vectors = unit_rows(n, seed=seed)
+    ids = [f"{seed}-{i}" for i in range(n)]
+    await run(store, "add_embeddings", [f"doc {i}" for i in range(n)], vectors, metadatas, ids)
+    return vectors
+
+
+def analyze(engine: Engine, store: PGVecStore) -> None:
+    table = store.engine.dialect.identifier_preparer.quote(store._spec.embedding_table)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE " + table))
+    store._state = None
+
+
+def vector_indexes(indexes: list[IndexInfo]) -> list[IndexInfo]:
+    return [i for i in indexes if i.is_vector]
+
+
+# ---------------------------------------------------------------------- create, list, drop
+
+SUFFIX = {
+    DistanceStrategy.COSINE: ("cosine", "cosine_ops"),
+    DistanceStrategy.EUCLIDEAN: ("l2", "l2_ops"),
+    DistanceStrategy.INNER_PRODUCT: ("ip", "ip_ops"),
+}
+
+
+@pytest.mark.parametrize("strategy", list(DistanceStrategy))
+@pytest.mark.parametrize("spec", [HNSW(m=8, ef_construction=32), IVFFlat(lists=2)], ids=repr)
+async def test_create_list_drop_with_the_strategys_opclass(
+    make_store: Any, run: Runner, strategy: DistanceStrategy, spec: Any
+) -> None:
+    store = make_store(distance_strategy=strategy)
+    vectors = await load(run, store, 200)
+    tag, opclass = SUFFIX[strategy]
+    table = store._spec.embedding_table
+
+    name = await run(store, "create_index", spec)
+    assert name == f"{table}_{spec.method}_{tag}"
+    (index,) = vector_indexes(await run(store, "list_indexes"))
+    assert (index.name, index.method, index.opclass) == (name, spec.method, f"vector_{opclass}")
+    assert index.columns == ("embedding",) and index.valid and not index.partial
+    assert index.parameters == {k: str(v) for k, v in spec.with_options(0).items()}
+    assert index.size_bytes > 0 and f"USING {spec.method}" in index.definition
+
+    # the same index again is no error and no second index
+    assert await run(store, "create_index", spec) == name
+    assert len(vector_indexes(await run(store, "list_indexes"))) == 1
+    # searches still return exact neighbours' ids through the index
+    hits = await run(store, "similarity_search_by_vector", vectors[3].tolist(), k=1)
+    assert hits[0].id == "0-3"
+
+    await run(store, "drop_index", name)
+    assert vector_indexes(await run(store, "list_indexes")) == []
+    await run(store, "drop_index", name)  # a name that does not exist is ignored
+
+
+async def test_list_indexes_covers_every_kind(make_store: Any, run: Runner) -> None:
+    store = make_store()
+    assert await run(store, "list_indexes") == []  # no table yet
+    await load(run, store, 20, metadatas=[{"year": i} for i in range(20)])
+    await run(store, "create_index", HNSW())
+    await run(store, "create_metadata_index", "year", "number")
+    by_method = {i.method: i for i in await run(store, "list_indexes")}
+    table = store._spec.embedding_table
+    assert set(by_method) == {"btree", "gin", "hnsw"}
+    indexes = {i.name: i for i in await run(store, "list_indexes")}
+    pkey = indexes[f"{table}_pkey"]
+    assert pkey.primary and pkey.unique and pkey.columns == ("collection_id", "id")
+    gin = indexes[f"{table}_metadata_gin"]
+    assert (gin.method, gin.opclass) == ("gin", "jsonb_path_ops")
+    meta = indexes[f"{table}_meta_year_number"]
+    assert meta.expression and meta.method == "btree" and "jsonb_typeof" in meta.columns[0]
+
+
+async def test_ivfflat_lists_follow_the_row_count(make_store: Any, run: Runner) -> None:
+    store = make_store()
+    await load(run, store, 2100)
+    other = make_store(tables=store._spec.embedding_table.split("_")[-1], collection_name="o")
+    await load(run, other, 1100, seed=1)
+    name = await run(store, "create_index", IVFFlat())
+    partial = await run(other, "create_index", IVFFlat(), per_collection=True)
+    indexes = {i.name: i for i in await run(store, "list_indexes")}
+    assert indexes[name].parameters == {"lists": "3"}  # 3,200 rows in the table
+    assert indexes[partial].parameters == {"lists": "1"}  # 1,100 in the collection
+    await run(other, "delete_collection")
+
+
+# ---------------------------------------------------------------------- EXPLAIN
+
+
+async def test_explain_seq_scan_then_hnsw_with_progress(
+    make_store: Any, run: Runner, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = make_store()
+    vectors = await load(run, store, 2000)
+    analyze(engine, store)
+    before = await run(store, "explain", vectors[0].tolist())
+    assert "Seq Scan" in before and "Index Scan" not in before
+
+    name = await run(store, "create_index", SMALL_HNSW, show_progress=True)
+    err = capsys.readouterr().err
+    assert f"CREATE INDEX {name}" in err and "done" in err
+    analyze(engine, store)
+    assert f"Index Scan using {name}" in await run(store, "explain", vectors[0].tolist())
+    assert f"Index Scan using {name}" in await run(store, "explain", "a text query", k=2)
+
+    analyzed = await run(store, "explain", vectors[0].tolist(), analyze=True)
+    assert "actual time" in analyzed and "Buffers" in analyzed
+    mmr = await run(store, "explain", vectors[0].tolist(), mmr=True, fetch_k=37, analyze=True)
+    assert "rows=37" in mmr
+
+
+async def test_filtered_hnsw_search_returns_k_in_exact_distance_order(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    metadatas = [{"g": i % 50} for i in range(2500)]
+    vectors = await load(run, store, 2500, metadatas=metadatas)
+    name = await run(store, "create_index", SMALL_HNSW)
+    analyze(engine, store)
+    query = unit_rows(1, seed=9)[0]
+    rare = {"g": {"$lt": 1}}  # 2% of the rows; no index serves the filter itself
+
+    plan = await run(store, "explain", query.tolist(), 10, rare, analyze=True)
+    assert f"Index Scan using {name}" in plan
+    # the iterative scan went on until 10 rows passed the filter
+    assert re.search(r"actual time=\S+ rows=10\b", plan.splitlines()[0]), plan
+
+    pairs = await run(store, "similarity_search_with_score_by_vector", query.tolist(), 10, rare)
+    assert len(pairs) == 10
+    assert all(doc.metadata["g"] == 0 for doc, _ in pairs)
+    scores = [score for _, score in pairs]
+    rows = [int(doc.id.split("-")[1]) for doc, _ in pairs]
+    exact = 1.0 - vectors[rows] @ query
+    np.testing.assert_allclose(scores, exact, atol=1e-5)
+    # and equality filters (GIN) too
+    docs = await run(store, "similarity_search_by_vector", query.tolist(), 10, {"g": 7})
+    assert len(docs) == 10 and {d.metadata["g"] for d in docs} == {7}
+
+
+async def test_filtered_search_sorts_again_by_exact_distance(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    await load(run, store, 300, metadatas=[{"g": i % 50} for i in range(300)])
+    name = await run(store, "create_index", SMALL_HNSW)
+    analyze(engine, store)
+    plan = await run(store, "explain", [1.0] * DIM, 10, {"g": {"$lt": 1}}, ef_search=10)
+    lines = plan.splitlines()
+    scan = next(i for i, line in enumerate(lines) if f"Index Scan using {name}" in line)
+    # relaxed_order returns the index's rows nearly in order; a Sort must follow the scan
+    assert any("Sort" in line for line in lines[:scan]), plan
+    pairs = await run(
+        store, "similarity_search_with_score_by_vector", [1.0] * DIM, 10, {"g": {"$lt": 1}}
+    )
+    scores = [score for _, score in pairs]
+    assert scores == sorted(scores)
+
+
+async def test_per_collection_partial_index_serves_only_its_collection(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    first = make_store(collection_name=f"a_{uuid.uuid4().hex[:6]}")
+    suffix = first._spec.embedding_table.split("_")[-1]
+    second = make_store(tables=suffix, collection_name=f"b_{uuid.uuid4().hex[:6]}")
+    vectors = await load(run, first, 2000)
+    await load(run, second, 2000, seed=1)
+
+    name = await run(first, "create_index", SMALL_HNSW, per_collection=True)
+    state = first._ensure()
+    assert state is not None and state.collection_id is not None
+    assert name.endswith(state.collection_id.hex[:12])
+    (index,) = vector_indexes(await run(first, "list_indexes"))
+    assert index.partial and index.collection_id == state.collection_id
+    assert str(state.collection_id) in (index.predicate or "")
+
+    analyze(engine, first)
+    second._state = None
+    assert f"Index Scan using {name}" in await run(first, "explain", vectors[0].tolist())
+    assert name not in await run(second, "explain", vectors[0].tolist())
+    other = await run(second, "create_index", SMALL_HNSW, per_collection=True)
+    assert other != name and len(vector_indexes(await run(first, "list_indexes"))) == 2
+
+
+async def test_metadata_indexes_serve_range_filters(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    metadatas = [{"year": i, "name": f"n{i:05d}", "a": {"b": i}} for i in range(2000)]
+    vectors = await load(run, store, 2000, metadatas=metadatas)
+    table = store._spec.embedding_table
+    number = await run(store, "create_metadata_index", "year", "number")
+    words = await run(store, "create_metadata_index", "name", "text")
+    nested = await run(store, "create_metadata_index", "a.b", "number")
+    assert (number, words) == (f"{table}_meta_year_number", f"{table}_meta_name_text")
+    assert nested.startswith(f"{table}_meta_a_b_number_")
+    assert await run(store, "create_metadata_index", "year", "number") == number
+    analyze(engine, store)
+
+    query = vectors[0].tolist()
+    cases = [
+        ({"year": {"$gte": 1990}}, number),
+        ({"year": {"$between": [10, 20]}}, number),
+        ({"name": {"$gt": "n01990"}}, words),
+        ({"a.b": {"$lt": 5}}, nested),
+    ]
+    for filter, index in cases:
+        plan = await run(store, "explain", query, 4, filter)
+        assert index in plan, (filter, plan)
+    docs = await run(store, "similarity_search_by_vector", query, 4, {"year": {"$gte": 1990}})
+    assert len(docs) == 4 and all(d.metadata["year"] >= 1990 for d in docs)
+
+    with pytest.raises(FilterError, match="kind"):
+        await run(store, "create_metadata_index", "year", "boolean")
+
+
+async def test_halfvec_store_with_hnsw(make_store: Any, run: Runner, engine: Engine) -> None:
+    store = make_store(vector_type="halfvec")
+    vectors = await load(run, store, 2000)
+    name = await run(store, "create_index", SMALL_HNSW)
+    (index,) = vector_indexes(await run(store, "list_indexes"))
+    assert index.opclass == "halfvec_cosine_ops"
+    analyze(engine, store)
+    assert f"Index Scan using {name}" in await run(store, "explain", vectors[5].tolist())
+    (doc,) = await run(store, "similarity_search_by_vector", vectors[5].tolist(), k=1)
+    assert doc.id == "0-5"
+
+
+# ---------------------------------------------------------------------- limits and errors
+
+
+async def test_dimension_limits(make_store: Any, run: Runner) -> None:
+    wide = make_store(2001, embedding_length=2001)
+    await run(wide, "create_tables")
+    with pytest.raises(SchemaError, match=r"vector_type='halfvec'.*reduce the dimensions"):
+        await run(wide, "create_index", HNSW())
+    with pytest.raises(SchemaError, match="2,001 dimensions"):
+        await run(wide, "create_index", IVFFlat(lists=1))
+
+    half = make_store(2001, embedding_length=2001, vector_type="halfvec")
+    await run(half, "create_tables")
+    assert await run(half, "create_index", HNSW())
+
+    wider = make_store(4001, embedding_length=4001, vector_type="halfvec")
+    await run(wider, "create_tables")
+    with pytest.raises(SchemaError, match="at most 4,000"):
+        await run(wider, "create_index", HNSW())
+
+
+async def test_errors_say_what_to_do(make_store: Any, run: Runner, engine: Engine) -> None:
+    store = make_store()
+    with pytest.raises(SchemaError, match="does not exist yet"):
+        await run(store, "create_index", HNSW())
+    with pytest.raises(SchemaError, match="does not exist yet"):
+        await run(store, "explain", [0.0] * DIM)
+    with pytest.raises(InvalidInputError, match=r"HNSW\(\)"):
+        await run(store, "create_index", HNSW)
+    with pytest.raises(InvalidInputError, match="HNSW"):
+        await run(store, "create_index", "hnsw")
+    with pytest.raises(InvalidInputError, match="maintenance_work_mem"):
+        await run(store, "create_index", HNSW(), maintenance_work_mem="lots")
+    with pytest.raises(InvalidInputError, match="63 bytes"):
+        await run(store, "create_index", HNSW(), name="x" * 64)
+
+    await load(run, store, 50)
+    with pytest.raises(InvalidInputError, match="k must be"):
+        await run(store, "explain", [0.0] * DIM, k=0)
+    await run(store, "create_index", HNSW(m=16), name="custom")
+    with pytest.raises(SchemaError, match=r"another definition.*drop_index\('custom'\)"):
+        await run(store, "create_index", HNSW(m=8, ef_construction=64), name="custom")
+    with pytest.raises(SchemaError, match="another definition"):
+        await run(store, "create_index", IVFFlat(), name="custom")
+    taken = store._spec.collection_table
+    with pytest.raises(SchemaError, match="another relation"):
+        await run(store, "create_index", HNSW(), name=taken)
+    with pytest.raises(SchemaError, match="primary key"):
+        await run(store, "drop_index", f"{store._spec.embedding_table}_pkey")
+    with pytest.raises(SchemaError, match="another relation"):
+        await run(store, "drop_index", taken)
+
+    stranger = make_store(collection_name="other")
+    await load(run, stranger, 5)
+    foreign = await run(stranger, "create_index", HNSW())
+    with pytest.raises(SchemaError, match="an index on table"):
+        await run(store, "drop_index", foreign)
+
+    missing = make_store(tables=store._spec.embedding_table.split("_")[-1], collection_name="n")
+    with pytest.raises(SchemaError, match="add its documents"):
+        await run(missing, "create_index", HNSW(), per_collection=True)
+    with pytest.raises(SchemaError, match="add documents before explain"):
+        await run(missing, "explain", [0.0] * DIM)
+
+
+async def test_invalid_leftover_is_reported_and_droppable(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    await load(run, store, 50)
+    name = await run(store, "create_index", HNSW())
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE pg_index SET indisvalid = false WHERE indexrelid = CAST(:n AS regclass)"
+                ),
+                {"n": name},
+            )
+    except Exception:  # pragma: no cover - a server where we are not superuser
+        pytest.skip("needs a superuser to mark an index invalid")
+    (index,) = vector_indexes(await run(store, "list_indexes"))
+    assert not index.valid
+    with pytest.raises(SchemaError, match=r"invalid.*drop_index"):
+        await run(store, "create_index", HNSW())
+    await run(store, "drop_index", name)
+    assert await run(store, "create_index", HNSW()) == name
+
+
+async def test_failed_concurrent_build_leaves_no_invalid_index(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    await load(run, store, 50)
+    table = store._spec.embedding_table
+    quoted = engine.dialect.identifier_preparer.quote(table)
+    # an open write keeps CREATE INDEX CONCURRENTLY waiting, until it is cancelled
+    blocker = engine.connect()
+    blocker.execute(text("UPDATE " + quoted + " SET content = content WHERE id = '0-1'"))
+
+    def cancel_the_build_then_commit() -> None:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            pid = None
+            for _ in range(200):
+                pid = conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_progress_create_index "
+                        "WHERE relid = CAST(:t AS regclass)"
+                    ),
+                    {"t": table},
+                ).scalar()
+                if pid is not None:
+                    break
+                time.sleep(0.02)
+            conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
+        time.sleep(0.2)  # the failed build's cleanup now waits for this transaction
+        blocker.commit()
+        blocker.close()
+
+    helper = threading.Thread(target=cancel_the_build_then_commit)
+    helper.start()
+    try:
+        with pytest.raises(DBAPIError, match="cancel"):
+            await run(store, "create_index", HNSW(), concurrently=True)
+    finally:
+        helper.join()
+    assert vector_indexes(await run(store, "list_indexes")) == []  # no invalid leftover
+    assert await run(store, "create_index", HNSW(), concurrently=True)
+
+
+async def test_concurrently_and_maintenance_work_mem_do_not_leak(
+    make_store: Any, run: Runner, pg_url: str
+) -> None:
+    # one pooled connection, so a leaked session setting would show on the next checkout
+    if run.mode == "sync":
+        own: Any = create_engine(pg_url, pool_size=1, max_overflow=0)
+    else:
+        own = create_async_engine(pg_url, pool_size=1, max_overflow=0)
+
+    async def setting() -> str:
+        if run.mode == "sync":
+            with own.connect() as conn:
+                return str(conn.execute(text("SHOW maintenance_work_mem")).scalar_one())
+        async with own.connect() as conn:
+            return str((await conn.execute(text("SHOW maintenance_work_mem"))).scalar_one())
+
+    try:
+        store = make_store(connection=own)
+        await load(run, store, 300, metadatas=[{"year": i} for i in range(300)])
+        default = await setting()
+        assert default != "77MB"
+        name = await run(
+            store, "create_index", HNSW(), concurrently=True, maintenance_work_mem="77MB"
+        )
+        assert await setting() == default
+        ivf = await run(store, "create_index", IVFFlat(), maintenance_work_mem="77MB")
+        assert await setting() == default
+        meta = await run(store, "create_metadata_index", "year", "number", concurrently=True)
+        assert {name, ivf, meta} <= {i.name for i in await run(store, "list_indexes")}
+        assert all(i.valid for i in await run(store, "list_indexes"))
+        await run(store, "drop_index", name, concurrently=True)
+        await run(store, "drop_index", meta, concurrently=True)
+        assert {i.name for i in await run(store, "list_indexes")}.isdisjoint({name, meta})
+    finally:
+        if run.mode == "sync":
+            own.dispose()
+        else:
+            await own.dispose()
+
+
+# ---------------------------------------------------------------------- the missing-index warning
+
+BIG = 51_000
+
+
+@pytest.fixture(scope="module")
+async def big_table(engine: Engine) -> AsyncIterator[dict[str, Any]]:
+    """~51k tiny 2-dimensional vectors, analyzed: reltuples is past the warning threshold."""
+    suffix = uuid.uuid4().hex[:8]
+    config: dict[str, Any] = {
+        "connection": engine,
+        "collection_name": "big",
+        "embedding_table": f"ix_e2_{suffix}",
+        "collection_table": f"ix_c2_{suffix}",
+    }
+    loader = PGVecStore(DeterministicFakeEmbedding(size=2), embedding_length=2, **config)
+    loader.create_tables()
+    table = engine.dialect.identifier_preparer.quote(config["embedding_table"])
+    with engine.begin() as conn:  # our ANALYZE alone sets reltuples; DROP never waits
+        conn.execute(text("ALTER TABLE " + table + " SET (autovacuum_enabled = false)"))
+    vectors = np.random.default_rng(3).standard_normal((BIG, 2)).astype(np.float32)
+    loader.add_embeddings([""] * BIG, vectors)
+    analyze(engine, loader)
+    yield config
+    _drop_tables(engine, [(config["embedding_table"], config["collection_table"])])
+
+
+def fresh(config: dict[str, Any], **kwargs: Any) -> PGVecStore:
+    return PGVecStore(DeterministicFakeEmbedding(size=2), **{**config, **kwargs})
+
+
+async def test_unindexed_large_table_warns_once_per_store(
+    big_table: dict[str, Any], run: Runner
+) -> None:
+    store = fresh(big_table)
+    with pytest.warns(PerformanceWarning) as record:
+        await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)
+    (warning,) = record
+    message = str(warning.message)
+    assert "about 51," in message and big_table["embedding_table"] in message
+    assert "vector_cosine_ops" in message and "store.create_index(HNSW())" in message
+    assert warning.filename == __file__  # points at the caller, not into the package
+    # once per store: a second search is silent (filterwarnings=error would raise)
+    await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)
+    with pytest.warns(PerformanceWarning):  # another store warns for itself
+        await run(fresh(big_table), "similarity_search_by_vector", [1.0, 0.0], k=1)
+
+
+async def test_warning_names_the_mismatched_opclass(big_table: dict[str, Any], run: Runner) -> None:
+    l2 = fresh(big_table, distance_strategy=DistanceStrategy.EUCLIDEAN)
+    name = await run(l2, "create_index", IVFFlat(lists=10))
+    try:
+        with pytest.warns(PerformanceWarning, match="vector_l2_ops") as record:
+            await run(fresh(big_table), "similarity_search_by_vector", [1.0, 0.0], k=1)
+        message = str(record[0].message)
+        assert "euclidean distance (<->)" in message and "vector_cosine_ops" in message
+        # the store whose distance the index serves is silent
+        await run(fresh(big_table, distance_strategy="euclidean"), "similarity_search", "q", k=1)
+    finally:
+        await run(l2, "drop_index", name)
+
+
+async def test_indexed_large_table_is_silent(big_table: dict[str, Any], run: Runner) -> None:
+    store = fresh(big_table)
+    name = await run(store, "create_index", IVFFlat(lists=10), per_collection=True)
+    try:
+        await run(fresh(big_table), "similarity_search_by_vector", [1.0, 0.0], k=1)
+        # a partial index of another collection does not count
+        other = fresh(big_table, collection_name="other")
+        await run(other, "add_embeddings", ["x"], [[1.0, 0.0]])
+        with pytest.warns(PerformanceWarning):
+            await run(other, "similarity_search_by_vector", [1.0, 0.0], k=1)
+        await run(other, "delete_collection")
+    finally:
+        await run(store, "drop_index", name)
