@@ -302,7 +302,7 @@ class IndexMethods:
             kwargs: dict[str, Any],
             *,
             with_vectors: bool = False,
-        ) -> tuple[Any, Any]: ...
+        ) -> tuple[Any, Any, dict[str, Any]]: ...
 
     # ------------------------------------------------------------------ vector indexes
 
@@ -613,7 +613,7 @@ class IndexMethods:
         mmr: bool,
         fetch_k: int,
         search_kwargs: dict[str, Any],
-    ) -> tuple[Any, Explain]:
+    ) -> tuple[Any, Explain, dict[str, Any]]:
         state = _existing_state(state, self._spec, "explain()")
         if state.collection_id is None:
             raise SchemaError(
@@ -623,10 +623,10 @@ class IndexMethods:
             )
         kwargs = dict(search_kwargs)
         kwargs.pop("lambda_mult", None)
-        prelude, statement = self._search(
+        prelude, statement, params = self._search(
             state, vector, fetch_k if mmr else k, filter, kwargs, with_vectors=mmr
         )
-        return prelude, Explain(statement, analyze=analyze)
+        return prelude, Explain(statement, analyze=analyze), params
 
     @staticmethod
     def _explain_args(query: object, k: int, mmr: bool, fetch_k: int) -> None:
@@ -674,11 +674,11 @@ class IndexMethods:
         """
         self._explain_args(query, k, mmr, fetch_k)
         vector = self.embeddings.embed_query(query) if isinstance(query, str) else query
-        prelude, statement = self._explained(
+        prelude, statement, params = self._explained(
             self._ensure(len(vector)), vector, k, filter, analyze, mmr, fetch_k, search_kwargs
         )
         with begin(self._engines.sync, prelude=prelude) as conn:
-            return _plan_text(conn.execute(statement))
+            return _plan_text(conn.execute(statement, params))
 
     async def aexplain(
         self,
@@ -694,7 +694,7 @@ class IndexMethods:
         """Async twin of :meth:`explain`."""
         self._explain_args(query, k, mmr, fetch_k)
         vector = await self.embeddings.aembed_query(query) if isinstance(query, str) else query
-        prelude, statement = self._explained(
+        prelude, statement, params = self._explained(
             await self._aensure(len(vector)),
             vector,
             k,
@@ -705,7 +705,7 @@ class IndexMethods:
             search_kwargs,
         )
         async with abegin(self._engines.async_, prelude=prelude) as conn:
-            return _plan_text(await conn.execute(statement))
+            return _plan_text(await conn.execute(statement, params))
 
     # ------------------------------------------------------------------ guidance
 

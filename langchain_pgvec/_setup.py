@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateSchema
 
-from . import _sql
+from . import _sql, _tuning
 from ._errors import DimensionMismatchError, ExtensionError, SchemaError
 from ._indexes import LIST_INDEXES, RELATION, TABLE_ROWS, IndexInfo, relation_problem
 from ._schema import TSV_COLUMN, AddColumn, Tables, TableSpec, mapped_tables
@@ -46,6 +46,18 @@ class State:
     extension_version: str
     approx_rows: int = 0
     indexes: tuple[IndexInfo, ...] = ()
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+_SETTINGS = text(
+    "SELECT name, current_setting(name, true) FROM unnest(CAST(:names AS text[])) AS name"
+)
+
+
+def read_settings(conn: Connection) -> tuple[tuple[str, str], ...]:
+    """The server's values of the search settings the store may change (None: default)."""
+    rows = conn.execute(_SETTINGS, {"names": list(_tuning.PGVECTOR_DEFAULTS)})
+    return tuple((name, value) for name, value in rows if value is not None)
 
 
 def _table_params(spec: TableSpec) -> dict[str, Any]:
@@ -228,4 +240,5 @@ def ensure(
         extension_version=version,
         approx_rows=approx_rows(conn, spec),
         indexes=tuple(read_indexes(conn, spec)),
+        settings=read_settings(conn),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -68,6 +69,20 @@ def _writable(state: State | None) -> State:
     if state is None:  # pragma: no cover - ensure(create=True) always returns a state
         raise SchemaError("the tables could not be created")
     return state
+
+
+_STATEMENT_CACHE = 256
+
+
+def _statement_key(
+    state: State, k: int, filter: Filter | None, with_vectors: bool, resort: bool
+) -> tuple[Any, ...] | None:
+    """What identifies a built search statement (None: do not cache this one)."""
+    try:
+        shape = json.dumps(filter, sort_keys=True, allow_nan=False) if filter else ""
+    except (TypeError, ValueError):
+        return None  # not JSON: let the filter compiler say what is wrong
+    return (state.tables.spec, state.collection_id, k, with_vectors, resort, shape)
 
 
 def _check_k(k: int, name: str = "k") -> None:
@@ -163,6 +178,7 @@ class PGVecStore(IndexMethods, VectorStore):
         )
         self._engines = Engines(connection, engine_kwargs)
         self._state: State | None = None
+        self._statements: dict[tuple[Any, ...], Any] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -582,9 +598,9 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        prelude, statement = self._search(state, embedding, k, filter, kwargs)
+        prelude, statement, params = self._search(state, embedding, k, filter, kwargs)
         with begin(self._engines.sync, prelude=prelude) as conn:
-            return _scored(conn.execute(statement))
+            return _scored(conn.execute(statement, params))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -594,9 +610,9 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        prelude, statement = self._search(state, embedding, k, filter, kwargs)
+        prelude, statement, params = self._search(state, embedding, k, filter, kwargs)
         async with abegin(self._engines.async_, prelude=prelude) as conn:
-            return _scored(await conn.execute(statement))
+            return _scored(await conn.execute(statement, params))
 
     def _search(
         self,
@@ -607,28 +623,42 @@ class PGVecStore(IndexMethods, VectorStore):
         kwargs: dict[str, Any],
         *,
         with_vectors: bool = False,
-    ) -> tuple[Any, Any]:
-        """The settings statement and the search statement of one search call."""
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """The settings statement, the search statement and its parameters.
+
+        Statements are cached per shape (k, filter, flags): the query vector is the
+        only parameter that changes between calls, so SQLAlchemy's compiled-statement
+        cache serves every call after the first. The settings statement is sent only
+        for settings that differ from the session's (the plain top-k sends none).
+        """
         assert state.collection_id is not None
         self._warn_if_unindexed(state)
         vector = as_vector(embedding, state.tables.spec.dimension)
         settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
         iterative = _tuning.supports_iterative(state.extension_version)
-        where = self._where(state, filter)
         gucs = _tuning.resolve(
-            settings, candidates=k, filtered=where is not None, iterative_supported=iterative
+            settings, candidates=k, filtered=bool(filter), iterative_supported=iterative
         )
-        statement = _sql.search(
-            state.tables,
-            state.collection_id,
-            self.distance_strategy,
-            vector,
-            k,
-            where,
-            with_vectors=with_vectors,
-            resort=gucs.get("hnsw.iterative_scan") == "relaxed_order",
-        )
-        return _tuning.set_local(gucs), statement
+        resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
+        key = _statement_key(state, k, filter, with_vectors, resort)
+        statement = self._statements.get(key) if key is not None else None
+        if statement is None:
+            statement = _sql.search(
+                state.tables,
+                state.collection_id,
+                self.distance_strategy,
+                vector,
+                k,
+                self._where(state, filter),
+                with_vectors=with_vectors,
+                resort=resort,
+            )
+            if key is not None:
+                if len(self._statements) >= _STATEMENT_CACHE:
+                    self._statements.clear()
+                self._statements[key] = statement
+        prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
+        return prelude, statement, {"query": vector}
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -702,11 +732,11 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        prelude, statement = self._search(
+        prelude, statement, params = self._search(
             state, embedding, fetch_k, filter, kwargs, with_vectors=True
         )
         with begin(self._engines.sync, prelude=prelude) as conn:
-            rows = conn.execute(statement).all()
+            rows = conn.execute(statement, params).all()
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
     async def amax_marginal_relevance_search_with_score_by_vector(
@@ -724,11 +754,11 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        prelude, statement = self._search(
+        prelude, statement, params = self._search(
             state, embedding, fetch_k, filter, kwargs, with_vectors=True
         )
         async with abegin(self._engines.async_, prelude=prelude) as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(statement, params)).all()
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
     @staticmethod
@@ -913,7 +943,7 @@ class PGVecStore(IndexMethods, VectorStore):
             weights=(float(weights[0]), float(weights[1])),
             where=where,
         )
-        return _tuning.set_local(gucs), statement
+        return _tuning.set_local(_tuning.changes(gucs, dict(state.settings))), statement
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any

@@ -29,6 +29,13 @@ from ._errors import InvalidInputError
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 _ITERATIVE = ("off", "relaxed_order", "strict_order")
 DEFAULT_EF_SEARCH = 40
+#: pgvector's defaults, what a session has before anyone changes them
+PGVECTOR_DEFAULTS = {
+    "hnsw.ef_search": "40",
+    "hnsw.iterative_scan": "off",
+    "ivfflat.probes": "1",
+    "ivfflat.iterative_scan": "off",
+}
 
 
 def _positive(name: str, value: int | None, upper: int) -> None:
@@ -119,6 +126,13 @@ def resolve(
     if settings.statement_timeout_ms is not None:
         gucs["statement_timeout"] = str(settings.statement_timeout_ms)
     return gucs
+
+
+def changes(gucs: dict[str, str], current: dict[str, str]) -> dict[str, str]:
+    """The settings whose value differs from what the session has (so a plain query,
+    the common case, sends no settings statement at all)."""
+    known = {**PGVECTOR_DEFAULTS, **current}
+    return {name: value for name, value in gucs.items() if known.get(name) != value}
 
 
 def set_local(gucs: dict[str, str]) -> Select[Any] | None:
