@@ -33,7 +33,7 @@ from psycopg.errors import UniqueViolation
 from sqlalchemy import Column, Connection, MetaData, Table, Text, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateTable, DropTable
 from tqdm.auto import tqdm
 
 from . import _sql
@@ -97,11 +97,11 @@ def with_vectors(
     return batch
 
 
-def progress(total: int, show: bool | None) -> tqdm[Any]:
+def progress(total: int, show: bool | None, desc: str = "pgvec add") -> tqdm[Any]:
     """A tqdm bar on stderr: shown when asked, or for 1,000+ rows on a terminal."""
     if show is None:
         show = total >= 1000 and sys.stderr.isatty()
-    return tqdm(total=total, disable=not show, unit="doc", desc="pgvec add", leave=False)
+    return tqdm(total=total, disable=not show, unit="doc", desc=desc, leave=False)
 
 
 def encode(batch: Batch, vector_type: str, collection_id: uuid.UUID | None) -> Iterator[bytes]:
@@ -228,6 +228,7 @@ def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> Non
     conn.execute(CreateTable(staging))
     _copy(conn, _copy_statement(staging, False), encode(batch, vector_type, None))
     conn.execute(upsert_from_staging(tables, cid))
+    conn.execute(DropTable(staging))  # the next batch of this transaction makes its own
 
 
 async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
@@ -249,6 +250,7 @@ async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: B
     await conn.execute(CreateTable(staging))
     await _acopy(conn, _copy_statement(staging, False), encode(batch, vector_type, None))
     await conn.execute(upsert_from_staging(tables, cid))
+    await conn.execute(DropTable(staging))  # the next batch of this transaction makes its own
 
 
 def _copy(conn: Connection, statement: sql.Composed, chunks: Iterator[bytes]) -> None:

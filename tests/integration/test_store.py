@@ -568,3 +568,16 @@ async def test_write_after_another_store_deleted_the_collection(
     await run(mine, "add_texts", ["second"], ids=["2"])  # must not hit a stale id
     assert [d.id for d in await run(other, "get", None)] == ["2"]
     assert [d.id for d in await run(mine, "get", None)] == ["2"]
+
+
+async def test_batched_upsert_uses_the_staging_path_more_than_once(
+    store: PGVecStore, run: Runner
+) -> None:
+    texts = [f"text {i}" for i in range(600)]
+    ids = [f"id-{i}" for i in range(600)]
+    await run(store, "add_texts", texts, ids=ids, batch_size=300)
+    # every batch now holds existing ids: each takes the staging route in one transaction
+    await run(store, "add_texts", [t + " v2" for t in texts], ids=ids, batch_size=300)
+    assert await run(store, "count") == 600
+    (doc,) = await run(store, "get_by_ids", ["id-599"])
+    assert doc.page_content == "text 599 v2"
