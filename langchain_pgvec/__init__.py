@@ -12,11 +12,13 @@ from ._errors import (
     ExtensionError,
     FilterError,
     InvalidInputError,
+    MigrationError,
     PGVecError,
     QueryTimeoutError,
     SchemaError,
 )
 from ._indexes import HNSW, DistanceStrategy, IndexInfo, IVFFlat, PerformanceWarning
+from ._migrate import CollectionReport, MigrationReport, migrate_from_langchain_postgres
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, mapped_tables
 from ._store import PGVecStore
@@ -25,6 +27,7 @@ from .embeddings import HashingEmbeddings
 
 __all__ = [
     "HNSW",
+    "CollectionReport",
     "DimensionMismatchError",
     "DistanceStrategy",
     "EmbeddedServerError",
@@ -34,6 +37,8 @@ __all__ = [
     "IVFFlat",
     "IndexInfo",
     "InvalidInputError",
+    "MigrationError",
+    "MigrationReport",
     "PGVecError",
     "PGVecRetriever",
     "PGVecStore",
@@ -44,5 +49,6 @@ __all__ = [
     "TableSpec",
     "Tables",
     "mapped_tables",
+    "migrate_from_langchain_postgres",
 ]
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ bad arguments are also ``ValueError`` so that generic callers can catch them::
     ├── SchemaError                       a table that does not fit the store's settings
     ├── ExtensionError                    the `vector` extension is missing and cannot be created
     ├── EmbeddedServerError               the embedded PostgreSQL is unavailable
+    ├── MigrationError                    source tables that cannot be migrated as they are
     └── QueryTimeoutError (TimeoutError)  a statement ran past the store's statement_timeout
 
 Messages name what was wrong (the table, the field, the dimension, the operator) and
@@ -45,6 +46,10 @@ class ExtensionError(PGVecError):
 
 class EmbeddedServerError(PGVecError):
     """The embedded PostgreSQL server could not be started or is not installed."""
+
+
+class MigrationError(PGVecError):
+    """The source tables of a migration cannot be migrated as they are."""
 
 
 class QueryTimeoutError(PGVecError, TimeoutError):
