@@ -7,12 +7,15 @@ is derived from the other's URL on first use.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import threading
+import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
@@ -161,6 +164,48 @@ async def _aregister(conn: AsyncConnection) -> None:
         raw = await conn.get_raw_connection()
         await register_vector_async(raw.driver_connection)
         conn.info[_REGISTERED] = True
+
+
+#: attempts of a statement that loses a deadlock (each after a short, growing pause)
+DEADLOCK_ATTEMPTS = 5
+_T = TypeVar("_T")
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(cause, (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure))
+
+
+def _pause(attempt: int) -> float:
+    return float(0.01 * 2**attempt * (1 + random.random()))
+
+
+def retrying(conn: Connection, work: Callable[[], _T]) -> _T:
+    """Run ``work`` in a savepoint; if PostgreSQL picks it as a deadlock victim, roll
+    back to the savepoint (releasing its locks, keeping the rest of the transaction)
+    and run it again."""
+    for attempt in range(DEADLOCK_ATTEMPTS):
+        try:
+            with conn.begin_nested():
+                return work()
+        except (DBAPIError, psycopg.Error) as exc:
+            if not _deadlocked(exc) or attempt == DEADLOCK_ATTEMPTS - 1:
+                raise
+            time.sleep(_pause(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def aretrying(conn: AsyncConnection, work: Callable[[], Awaitable[_T]]) -> _T:
+    """Async twin of :func:`retrying`."""
+    for attempt in range(DEADLOCK_ATTEMPTS):
+        try:
+            async with conn.begin_nested():
+                return await work()
+        except (DBAPIError, psycopg.Error) as exc:
+            if not _deadlocked(exc) or attempt == DEADLOCK_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(_pause(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _timeout(exc: BaseException) -> QueryTimeoutError | None:

@@ -37,6 +37,7 @@ from sqlalchemy.schema import CreateTable, DropTable
 from tqdm.auto import tqdm
 
 from . import _sql
+from ._engine import aretrying, retrying
 from ._errors import InvalidInputError
 from ._input import Batch, as_matrix, prepare
 from ._schema import Tables, vector_column_type
@@ -104,8 +105,16 @@ def progress(total: int, show: bool | None, desc: str = "pgvec add") -> tqdm[Any
     return tqdm(total=total, disable=not show, unit="doc", desc=desc, leave=False)
 
 
-def encode(batch: Batch, vector_type: str, collection_id: uuid.UUID | None) -> Iterator[bytes]:
+def encode(
+    batch: Batch,
+    vector_type: str,
+    collection_id: uuid.UUID | None,
+    order: Sequence[int] | None = None,
+) -> Iterator[bytes]:
     """The binary COPY stream of ``batch``, in chunks of :data:`CHUNK_ROWS` rows.
+
+    With ``order``, rows are sent in that order (a chunk at a time, never copying the
+    whole batch).
 
     Fields, in :data:`_COPY_COLUMNS` order: [collection_id,] embedding, id, content,
     metadata. The fixed-width head of every row (field count, collection id, vector)
@@ -124,16 +133,15 @@ def encode(batch: Batch, vector_type: str, collection_id: uuid.UUID | None) -> I
     yield _HEADER
     for start in range(0, len(batch), CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, len(batch))
+        chunk = batch.slice(start, stop) if order is None else batch.pick(order[start:stop])
         rows = stop - start
         heads = np.empty((rows, head_width), dtype=np.uint8)
         heads[:, : len(fixed)] = np.frombuffer(fixed, dtype=np.uint8)
-        heads[:, len(fixed) :] = (
-            batch.vectors[start:stop].astype(dtype).view(np.uint8).reshape(rows, -1)
-        )
+        heads[:, len(fixed) :] = chunk.vectors.astype(dtype).view(np.uint8).reshape(rows, -1)
         head_bytes = heads.tobytes()
-        ids = _split(batch.ids[start:stop])
-        texts = _split(batch.texts[start:stop])
-        metas = _split(list(map(_dumps, batch.metadatas[start:stop])))
+        ids = _split(chunk.ids)
+        texts = _split(chunk.texts)
+        metas = _split(list(map(_dumps, chunk.metadatas)))
         parts: list[bytes] = [b""] * (7 * rows)
         parts[0::7] = [
             head_bytes[i : i + head_width] for i in range(0, len(head_bytes), head_width)
@@ -183,7 +191,7 @@ def upsert_from_staging(tables: Tables, cid: uuid.UUID) -> Any:
         staging.c.content,
         staging.c.metadata,
         staging.c.embedding,
-    )
+    ).order_by(staging.c.id.collate("C"))  # lock order: see lock_order()
     return _sql.on_conflict_update(insert(tables.embedding).from_select(list(_COLUMNS), rows))
 
 
@@ -196,7 +204,7 @@ def _copy_statement(table: Table, with_collection: bool) -> sql.Composed:
 
 
 def params(batch: Batch, cid: uuid.UUID) -> list[dict[str, Any]]:
-    """Parameter dicts for the multi-row upsert of a small batch."""
+    """Parameter dicts for the multi-row upsert of a small batch, in lock order."""
     return [
         {
             "collection_id": cid,
@@ -205,22 +213,36 @@ def params(batch: Batch, cid: uuid.UUID) -> list[dict[str, Any]]:
             "metadata": batch.metadatas[i],
             "embedding": batch.vectors[i],
         }
-        for i in range(len(batch))
+        for i in lock_order(batch)
     ]
 
 
+def lock_order(batch: Batch) -> list[int]:
+    """Row positions sorted by id in code-point order (PostgreSQL's ``COLLATE "C"``).
+
+    Every write takes its row locks in this one global order, so two calls writing
+    overlapping ids wait for each other instead of deadlocking.
+    """
+    return sorted(range(len(batch)), key=batch.ids.__getitem__)
+
+
 def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
-    """Upsert ``batch`` inside the caller's transaction (sync)."""
+    """Upsert ``batch`` inside the caller's transaction (sync), retried if it loses a
+    deadlock (against a concurrent delete, say)."""
+    retrying(conn, lambda: _write(conn, tables, cid, batch))
+
+
+def _write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
     if len(batch) < COPY_THRESHOLD:
         conn.execute(_sql.upsert(tables), params(batch, cid))
         return
     vector_type = tables.spec.vector_type
+    order = lock_order(batch)
     if not conn.execute(_sql.existing_ids(tables, cid, batch.ids)).first():
         try:
             with conn.begin_nested():
-                _copy(
-                    conn, _copy_statement(tables.embedding, True), encode(batch, vector_type, cid)
-                )
+                stream = encode(batch, vector_type, cid, order)
+                _copy(conn, _copy_statement(tables.embedding, True), stream)
             return
         except UniqueViolation:
             pass  # a concurrent writer added one of the ids: upsert instead
@@ -233,16 +255,20 @@ def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> Non
 
 async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
     """Async twin of :func:`write`."""
+    await aretrying(conn, lambda: _awrite(conn, tables, cid, batch))
+
+
+async def _awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
     if len(batch) < COPY_THRESHOLD:
         await conn.execute(_sql.upsert(tables), params(batch, cid))
         return
     vector_type = tables.spec.vector_type
+    order = lock_order(batch)
     if not (await conn.execute(_sql.existing_ids(tables, cid, batch.ids))).first():
         try:
             async with conn.begin_nested():
-                await _acopy(
-                    conn, _copy_statement(tables.embedding, True), encode(batch, vector_type, cid)
-                )
+                stream = encode(batch, vector_type, cid, order)
+                await _acopy(conn, _copy_statement(tables.embedding, True), stream)
             return
         except UniqueViolation:
             pass  # a concurrent writer added one of the ids: upsert instead

@@ -30,6 +30,15 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def pick(self, rows: Sequence[int]) -> Batch:
+        """The rows at positions ``rows``, in that order (vectors copied for these only)."""
+        return Batch(
+            [self.ids[i] for i in rows],
+            [self.texts[i] for i in rows],
+            [self.metadatas[i] for i in rows],
+            self.vectors[np.asarray(rows, dtype=np.intp)],
+        )
+
     def slice(self, start: int, stop: int) -> Batch:
         """Rows ``start`` to ``stop`` as a batch of their own (no copies of vectors)."""
         return Batch(

@@ -147,6 +147,11 @@ def _ensure_extension(conn: Connection, create: bool) -> str | None:
     version = conn.execute(_EXTENSION).scalar()
     if version is not None or not create:
         return version
+    # concurrent first calls on a fresh database: one creates, the others wait and see it
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("langchain_pgvec.extension"))))
+    version = conn.execute(_EXTENSION).scalar()
+    if version is not None:
+        return version
     try:
         with conn.begin_nested():
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))

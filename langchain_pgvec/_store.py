@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from . import _hybrid, _ingest, _sql, _tuning
-from ._engine import Connectable, Engines, abegin, begin
+from ._engine import Connectable, Engines, abegin, aretrying, begin, retrying
 from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
@@ -536,7 +536,7 @@ class PGVecStore(IndexMethods, VectorStore):
             return True
         statement = self._delete_statement(state, ids, filter)
         with begin(self._engines.sync, prelude=self._prelude()) as conn:
-            conn.execute(statement)
+            retrying(conn, lambda: conn.execute(statement))
         return True
 
     async def adelete(
@@ -549,7 +549,7 @@ class PGVecStore(IndexMethods, VectorStore):
             return True
         statement = self._delete_statement(state, ids, filter)
         async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
-            await conn.execute(statement)
+            await aretrying(conn, lambda: conn.execute(statement))
         return True
 
     @staticmethod
