@@ -241,6 +241,47 @@ def begin(
         raise timeout from exc
 
 
+@contextmanager
+def read(engine: Engine, *, prelude: Executable | None = None) -> Iterator[Connection]:
+    """A connection for one read: in autocommit (no BEGIN/COMMIT round trips) unless
+    per-transaction settings must apply, then a transaction as :func:`begin`."""
+    if prelude is not None:
+        with begin(engine, prelude=prelude) as conn:
+            yield conn
+        return
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            _register(conn)
+            yield conn
+    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
+        timeout = _timeout(exc)
+        if timeout is None:
+            raise
+        raise timeout from exc
+
+
+@asynccontextmanager
+async def aread(
+    engine: AsyncEngine, *, prelude: Executable | None = None
+) -> AsyncIterator[AsyncConnection]:
+    """Async twin of :func:`read`."""
+    if prelude is not None:
+        async with abegin(engine, prelude=prelude) as conn:
+            yield conn
+        return
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await _aregister(conn)
+            yield conn
+    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
+        timeout = _timeout(exc)
+        if timeout is None:
+            raise
+        raise timeout from exc
+
+
 @asynccontextmanager
 async def abegin(
     engine: AsyncEngine, *, vectors: bool = True, prelude: Executable | None = None

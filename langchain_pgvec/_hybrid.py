@@ -24,7 +24,7 @@ from sqlalchemy.sql import ColumnElement
 from ._errors import InvalidInputError, SchemaError
 from ._indexes import DistanceStrategy
 from ._schema import TSV_COLUMN, Tables
-from ._sql import query_vector, scope
+from ._sql import inline, query_vector, scope
 
 
 def _tsv(tables: Tables) -> Any:
@@ -56,7 +56,7 @@ def _text_ranked(
         select(table.c.id, score)
         .where(scope(tables, cid, where), tsv.op("@@")(query))
         .order_by(score.desc(), table.c.id)
-        .limit(limit)
+        .limit(inline(limit))
     )
 
 
@@ -68,7 +68,14 @@ def full_text(
     table = tables.embedding
     return (
         select(table.c.id, table.c.content, table.c.metadata, ranked.c.score)
-        .join_from(ranked, table, and_(table.c.collection_id == cid, table.c.id == ranked.c.id))
+        .join_from(
+            ranked,
+            table,
+            and_(
+                table.c.collection_id == inline(cid, table.c.collection_id.type),
+                table.c.id == ranked.c.id,
+            ),
+        )
         .order_by(ranked.c.score.desc(), table.c.id)
     )
 
@@ -93,7 +100,7 @@ def hybrid(
         select(table.c.id, distance)
         .where(scope(tables, cid, where))
         .order_by(distance)
-        .limit(fetch_k)
+        .limit(inline(fetch_k))
         .subquery("nearest")
     )
     vector_leg = select(
@@ -116,11 +123,18 @@ def hybrid(
         select(doc_id, score)
         .select_from(vector_leg.join(text_leg, vector_leg.c.id == text_leg.c.id, full=True))
         .order_by(score.desc(), doc_id)
-        .limit(k)
+        .limit(inline(k))
         .subquery("fused")
     )
     return (
         select(table.c.id, table.c.content, table.c.metadata, fused.c.score)
-        .join_from(fused, table, and_(table.c.collection_id == cid, table.c.id == fused.c.id))
+        .join_from(
+            fused,
+            table,
+            and_(
+                table.c.collection_id == inline(cid, table.c.collection_id.type),
+                table.c.id == fused.c.id,
+            ),
+        )
         .order_by(fused.c.score.desc(), table.c.id)
     )

@@ -16,7 +16,19 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC, VECTOR
-from sqlalchemy import Column, Computed, ForeignKey, Index, MetaData, Table, Text, cast, literal
+from sqlalchemy import (
+    DDL,
+    Column,
+    Computed,
+    ForeignKey,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    cast,
+    event,
+    literal,
+)
 from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR, UUID
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -270,6 +282,15 @@ def mapped_tables(spec: TableSpec) -> Tables:
         embedding_table.append_column(column)
         Index(f"{spec.embedding_table}_{TSV_COLUMN}_gin", column, postgresql_using="gin")
 
+    # Keep vectors in the row: with the default EXTENDED storage, a row over ~2 kB
+    # (a long text, a tsvector) has its embedding moved to TOAST first, and every
+    # distance computation then fetches it from there (measured: 3.6x slower exact
+    # scans). MAIN makes TOAST move content and metadata out before the vector.
+    event.listen(
+        cast_table(Embedding.__table__),
+        "after_create",
+        DDL("ALTER TABLE %(fullname)s ALTER COLUMN embedding SET STORAGE MAIN"),  # type: ignore[no-untyped-call]
+    )
     Collection.__name__ = Collection.__qualname__ = "PGVecCollection"
     Embedding.__name__ = Embedding.__qualname__ = "PGVecEmbedding"
     return Tables(spec=spec, metadata=Base.metadata, Collection=Collection, Embedding=Embedding)

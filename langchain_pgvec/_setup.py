@@ -151,7 +151,7 @@ def _ensure_extension(conn: Connection, create: bool) -> str | None:
     conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("langchain_pgvec.extension"))))
     version = conn.execute(_EXTENSION).scalar()
     if version is not None:
-        return version
+        return str(version)
     try:
         with conn.begin_nested():
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))

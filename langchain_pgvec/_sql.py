@@ -93,9 +93,21 @@ def _ids_param(ids: Sequence[str]) -> Any:
     return bindparam("ids", value=list(ids), type_=ARRAY(Text))
 
 
+def inline(value: Any, type_: Any = None) -> Any:
+    """A value rendered into the SQL text at execution (still cached by SQLAlchemy).
+
+    For the collection id and LIMIT of searches: psycopg prepares a statement after a
+    few runs, and a prepared generic plan knows neither a bound LIMIT nor a bound
+    collection id, so it can neither cost the index scan for ``k`` rows nor match a
+    per-collection partial index (``WHERE collection_id = '...'``).
+    """
+    return bindparam(None, value, type_=type_, literal_execute=True)
+
+
 def scope(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Any:
+    """The collection's rows (the id inline, see :func:`inline`), and ``where``."""
     table = tables.embedding
-    scoped = table.c.collection_id == cid
+    scoped = table.c.collection_id == inline(cid, table.c.collection_id.type)
     return scoped if where is None else and_(scoped, where)
 
 
@@ -132,7 +144,7 @@ def search(
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if with_vectors:
         columns.append(table.c.embedding)
-    nearest = select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(k)
+    nearest = select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(inline(k))
     if not (resort or with_vectors):
         return nearest
     inner = nearest.subquery("nearest")

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from . import _hybrid, _ingest, _sql, _tuning
-from ._engine import Connectable, Engines, abegin, aretrying, begin, retrying
+from ._engine import Connectable, Engines, abegin, aread, aretrying, begin, read, retrying
 from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
@@ -599,7 +599,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or state is None or state.collection_id is None:
             return []
         prelude, statement, params = self._search(state, embedding, k, filter, kwargs)
-        with begin(self._engines.sync, prelude=prelude) as conn:
+        with read(self._engines.sync, prelude=prelude) as conn:
             return _scored(conn.execute(statement, params))
 
     async def asimilarity_search_with_score_by_vector(
@@ -611,7 +611,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or state is None or state.collection_id is None:
             return []
         prelude, statement, params = self._search(state, embedding, k, filter, kwargs)
-        async with abegin(self._engines.async_, prelude=prelude) as conn:
+        async with aread(self._engines.async_, prelude=prelude) as conn:
             return _scored(await conn.execute(statement, params))
 
     def _search(
@@ -735,7 +735,7 @@ class PGVecStore(IndexMethods, VectorStore):
         prelude, statement, params = self._search(
             state, embedding, fetch_k, filter, kwargs, with_vectors=True
         )
-        with begin(self._engines.sync, prelude=prelude) as conn:
+        with read(self._engines.sync, prelude=prelude) as conn:
             rows = conn.execute(statement, params).all()
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
@@ -757,7 +757,7 @@ class PGVecStore(IndexMethods, VectorStore):
         prelude, statement, params = self._search(
             state, embedding, fetch_k, filter, kwargs, with_vectors=True
         )
-        async with abegin(self._engines.async_, prelude=prelude) as conn:
+        async with aread(self._engines.async_, prelude=prelude) as conn:
             rows = (await conn.execute(statement, params)).all()
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
