@@ -1,0 +1,353 @@
+"""Bulk ingest benchmark (issue 4): the same precomputed vectors through every loader.
+
+Baseline (ratio 1.00): raw psycopg ``COPY ... FROM STDIN (FORMAT BINARY)`` with
+pgvector's binary dumper, into a table equivalent to ours (same columns, primary key and
+GIN metadata index). Compared: raw psycopg ``executemany`` INSERT (binary parameters),
+langchain-postgres ``PGVector.add_embeddings`` and ``PGVectorStore.add_embeddings``, and
+our ``PGVecStore.add_embeddings`` (fresh insert and upsert over existing ids).
+
+Run from the repository root: ``benchmarks/.venv/bin/python benchmarks/ingest.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from _common import (
+    RAW_COLLECTION,
+    RAW_COLUMNS,
+    RAW_TABLE,
+    RAW_TYPES,
+    BenchEmbeddings,
+    Corpus,
+    Report,
+    Stats,
+    base_parser,
+    connect_raw,
+    conninfo,
+    copy_binary,
+    create_raw_table,
+    environment,
+    fmt_rate,
+    fmt_ratio,
+    fmt_seconds,
+    fresh_database,
+    import_ours,
+    maintenance,
+    make_corpus,
+    raw_rows,
+    start_server,
+    time_reps,
+)
+from psycopg import sql
+
+SYSTEMS = ("raw", "pgvector", "pgvectorstore", "ours")
+V2_TABLE = "bench_lcpg_v2"
+V1_TABLE = "langchain_pg_embedding"
+# Our store's default embedding table (DESIGN.md); emptied between repetitions.
+OURS_TABLE = "pgvec_embedding"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="vectors for raw SQL and ours")
+    parser.add_argument(
+        "--peer-n", type=int, default=2_000, help="vectors for langchain-postgres (slow)"
+    )
+    parser.add_argument("--dims", type=int, nargs="+", default=[384, 1536])
+    parser.add_argument("--reps", type=int, default=5, help="repetitions (raw SQL, ours)")
+    parser.add_argument("--peer-reps", type=int, default=3, help="repetitions (peers)")
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {SYSTEMS}"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.peer_n, args.reps, args.peer_reps = 2_000, 300, 2, 2
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = set(args.systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; pick from {SYSTEMS}")
+    return args
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    dim: int
+    method: str
+    n: int
+    stats: Stats | None = None
+    note: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.stats is None else self.n / self.stats.median
+
+
+def _error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
+    return f"error: {text[:160]}"
+
+
+# ---------------------------------------------------------------------------- raw
+
+
+def copy_raw(conn: psycopg.Connection[Any], data: Corpus) -> None:
+    """COPY the corpus into the raw table in one transaction (the baseline loader)."""
+    copy_binary(conn, RAW_TABLE, RAW_COLUMNS, RAW_TYPES, raw_rows(data, RAW_COLLECTION))
+    conn.commit()
+
+
+def insert_many(conn: psycopg.Connection[Any], data: Corpus) -> None:
+    """INSERT the corpus with executemany and binary parameters, in one transaction."""
+    stmt = sql.SQL(
+        "INSERT INTO {} (collection_id, id, content, metadata, embedding) "
+        "VALUES (%b, %b, %b, %b, %b)"
+    ).format(sql.Identifier(RAW_TABLE))
+    with conn.cursor() as cur:
+        cur.executemany(stmt, raw_rows(data, RAW_COLLECTION))
+    conn.commit()
+
+
+def bench_raw(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
+    dim = corpus.vectors.shape[1]
+    create_raw_table(url, RAW_TABLE, dim)
+
+    def reset() -> None:
+        maintenance(url, f"TRUNCATE {RAW_TABLE}", "CHECKPOINT")
+
+    rows = []
+    with connect_raw(url) as conn:
+        for n in sorted({args.n, args.peer_n}, reverse=True):
+            data = corpus.head(n)
+            stats = time_reps(lambda d=data: copy_raw(conn, d), args.reps, setup=reset)
+            rows.append(Row(dim, "raw COPY BINARY (baseline)", n, stats))
+        data = corpus.head(args.n)
+        stats = time_reps(lambda: insert_many(conn, data), args.reps, setup=reset)
+        rows.append(Row(dim, "raw executemany INSERT (binary)", args.n, stats))
+    return rows
+
+
+# ------------------------------------------------------------- langchain-postgres
+
+
+def bench_pgvector(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
+    """langchain_postgres.PGVector (v1 API, psycopg 3 driver)."""
+    dim = corpus.vectors.shape[1]
+    try:
+        from langchain_postgres import PGVector
+    except ImportError as exc:
+        return [Row(dim, "langchain-postgres PGVector.add_embeddings", args.peer_n, note=str(exc))]
+    data = corpus.head(args.peer_n)
+    vectors = data.vectors.tolist()  # its API takes list[list[float]]; converted untimed
+    # embedding_length=None: PGVector freezes its mapped classes (and so the vector
+    # dimension) process-wide on first use, so a typed vector(384) column could not take
+    # the 1536-dimensional run; an untyped vector column takes both.
+    store = PGVector(
+        BenchEmbeddings(dim),
+        connection=url,
+        collection_name=f"bench_{dim}",
+        embedding_length=None,
+        use_jsonb=True,
+    )
+
+    def add() -> None:
+        store.add_embeddings(data.texts, vectors, metadatas=data.metadatas, ids=data.ids)
+
+    fresh = time_reps(
+        add,
+        args.peer_reps,
+        setup=lambda: maintenance(url, f"TRUNCATE {V1_TABLE}", "CHECKPOINT"),
+    )
+    upsert = time_reps(
+        add,
+        args.peer_reps,
+        setup=lambda: maintenance(url, f"VACUUM {V1_TABLE}", "CHECKPOINT"),
+    )
+    return [
+        Row(dim, "langchain-postgres PGVector.add_embeddings (fresh)", args.peer_n, fresh),
+        Row(dim, "langchain-postgres PGVector.add_embeddings (upsert)", args.peer_n, upsert),
+    ]
+
+
+def bench_pgvectorstore(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
+    """langchain_postgres.PGVectorStore (v2 API: PGEngine + init_vectorstore_table)."""
+    dim = corpus.vectors.shape[1]
+    try:
+        from langchain_postgres import PGEngine, PGVectorStore
+    except ImportError as exc:
+        return [
+            Row(dim, "langchain-postgres PGVectorStore.add_embeddings", args.peer_n, note=str(exc))
+        ]
+    data = corpus.head(args.peer_n)
+    vectors = data.vectors.tolist()
+    # The same postgresql+psycopg URL: PGEngine makes an AsyncEngine from it (psycopg's
+    # async driver), and the ?host=<socket dir> query parameter reaches libpq unchanged.
+    engine = PGEngine.from_connection_string(url=url)
+    try:
+        engine.init_vectorstore_table(V2_TABLE, dim, overwrite_existing=True)
+        store = PGVectorStore.create_sync(
+            engine, embedding_service=BenchEmbeddings(dim), table_name=V2_TABLE
+        )
+
+        def add() -> None:
+            store.add_embeddings(data.texts, vectors, metadatas=data.metadatas, ids=data.ids)
+
+        fresh = time_reps(
+            add,
+            args.peer_reps,
+            setup=lambda: maintenance(url, f"TRUNCATE {V2_TABLE}", "CHECKPOINT"),
+        )
+        upsert = time_reps(
+            add,
+            args.peer_reps,
+            setup=lambda: maintenance(url, f"VACUUM {V2_TABLE}", "CHECKPOINT"),
+        )
+    finally:
+        asyncio.run(engine.close())
+    return [
+        Row(dim, "langchain-postgres PGVectorStore.add_embeddings (fresh)", args.peer_n, fresh),
+        Row(dim, "langchain-postgres PGVectorStore.add_embeddings (upsert)", args.peer_n, upsert),
+    ]
+
+
+# ---------------------------------------------------------------------------- ours
+
+
+def bench_ours(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
+    """langchain_pgvec.PGVecStore.add_embeddings: numpy and list input, fresh and upsert."""
+    dim = corpus.vectors.shape[1]
+    data = corpus.head(args.n)
+    labels = (
+        "ours PGVecStore.add_embeddings (fresh, numpy)",
+        "ours PGVecStore.add_embeddings (fresh, lists)",
+        "ours PGVecStore.add_embeddings (upsert, numpy)",
+    )
+    ours = import_ours()
+    if ours.missing:
+        return [Row(dim, label, args.n, note=f"n/a: {ours.missing}") for label in labels]
+    try:
+        store = ours.PGVecStore(
+            BenchEmbeddings(dim),
+            connection=url,
+            collection_name=f"bench_{dim}",
+            embedding_length=dim,
+        )
+    except Exception as exc:
+        return [Row(dim, label, args.n, note=_error(exc)) for label in labels]
+
+    def empty() -> None:
+        with psycopg.connect(conninfo(url), autocommit=True) as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", (OURS_TABLE,)).fetchone()[0]
+        if exists:
+            maintenance(url, f"TRUNCATE {OURS_TABLE}", "CHECKPOINT")
+        else:  # another table layout: fall back to the public API
+            store.delete(ids=data.ids)
+            maintenance(url, "CHECKPOINT")
+
+    def vacuum() -> None:
+        maintenance(url, f"VACUUM {OURS_TABLE}", "CHECKPOINT")
+
+    lists = data.vectors.tolist()
+    plans: list[tuple[str, Any, Callable[[], None]]] = [
+        (labels[0], data.vectors, empty),
+        (labels[1], lists, empty),
+        (labels[2], data.vectors, vacuum),
+    ]
+    rows = []
+    for label, vectors, setup in plans:
+        try:
+            stats = time_reps(
+                lambda v=vectors: store.add_embeddings(
+                    data.texts, v, metadatas=data.metadatas, ids=data.ids
+                ),
+                args.reps,
+                setup=setup,
+            )
+            rows.append(Row(dim, label, args.n, stats))
+        except Exception as exc:
+            rows.append(Row(dim, label, args.n, note=_error(exc)))
+    return rows
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def ratios(rows: list[Row]) -> dict[int, float | None]:
+    """Time per vector relative to raw COPY at the same dimension and N."""
+    baseline = {
+        (r.dim, r.n): r.stats.median / r.n
+        for r in rows
+        if r.method.startswith("raw COPY") and r.stats is not None
+    }
+    out: dict[int, float | None] = {}
+    for i, r in enumerate(rows):
+        base = baseline.get((r.dim, r.n))
+        out[i] = None if r.stats is None or base is None else (r.stats.median / r.n) / base
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    report = Report(args.output)
+    base_url = start_server(args)
+    runners = {
+        "raw": bench_raw,
+        "pgvector": bench_pgvector,
+        "pgvectorstore": bench_pgvectorstore,
+        "ours": bench_ours,
+    }
+    rows: list[Row] = []
+    try:
+        url = fresh_database(base_url, args.database)
+        report.add("# Ingest benchmark", "", *environment(url), "")
+        report.add(
+            f"- data: synthetic clustered unit vectors (float32), ~150-char texts, small JSON "
+            f"metadata, seed {args.seed}; N={args.n:,} for raw SQL and ours, "
+            f"N={args.peer_n:,} for langchain-postgres; {args.reps} reps "
+            f"({args.peer_reps} for langchain-postgres); each rep into an emptied table "
+            "(upsert rows: over the same ids already present)",
+            "",
+        )
+        for dim in args.dims:
+            corpus = make_corpus(max(args.n, args.peer_n), dim, seed=args.seed)
+            for system in args.systems:
+                url = fresh_database(base_url, args.database)
+                report.progress(f"dim {dim}: {system}")
+                rows.extend(runners[system](url, corpus, args))
+        ratio = ratios(rows)
+        table = [
+            [
+                r.dim,
+                r.method,
+                f"{r.n:,}",
+                r.stats.reps if r.stats else "n/a",
+                fmt_seconds(r.stats.median if r.stats else None),
+                fmt_seconds(r.stats.p95 if r.stats else None),
+                fmt_rate(r.rate),
+                fmt_ratio(ratio[i]),
+                r.note,
+            ]
+            for i, r in enumerate(rows)
+        ]
+        report.table(
+            ["dim", "method", "N", "reps", "median s", "p95 s", "vectors/s", "ratio", "note"],
+            table,
+            "rlrrrrrrl",
+        )
+        report.add(
+            "ratio = time per vector / raw COPY BINARY's time per vector at the same dim and N "
+            "(1.00 = baseline; 2.00 = twice as slow).",
+        )
+    finally:
+        report.write()
+
+
+if __name__ == "__main__":
+    main()
