@@ -212,16 +212,25 @@ RAW_TYPES = ("uuid", "text", "text", "jsonb", "vector")
 
 
 def create_raw_table(url: str, table: str, dim: int) -> None:
-    """Create the raw baseline table: the columns, primary key and GIN index of ours."""
+    """Create the raw baseline table, equivalent to ours: the same columns, primary key,
+    GIN index and foreign key to a collection table (whose check every row pays)."""
     name = sql.Identifier(table)
+    collections = sql.Identifier(f"{table}_collection")
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(collections))
+        conn.execute(sql.SQL("CREATE TABLE {} (id uuid PRIMARY KEY)").format(collections))
+        conn.execute(
+            sql.SQL("INSERT INTO {} VALUES ({})").format(
+                collections, sql.Literal(str(RAW_COLLECTION))
+            )
+        )
         conn.execute(
             sql.SQL(
-                "CREATE TABLE {} (collection_id uuid NOT NULL, id text NOT NULL, "
-                "content text NOT NULL, metadata jsonb NOT NULL, embedding vector({}) NOT NULL, "
-                "PRIMARY KEY (collection_id, id))"
-            ).format(name, sql.Literal(dim))
+                "CREATE TABLE {} (collection_id uuid NOT NULL REFERENCES {} ON DELETE CASCADE, "
+                "id text NOT NULL, content text NOT NULL, metadata jsonb NOT NULL, "
+                "embedding vector({}) NOT NULL, PRIMARY KEY (collection_id, id))"
+            ).format(name, collections, sql.Literal(dim))
         )
         conn.execute(
             sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(

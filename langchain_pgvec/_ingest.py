@@ -226,6 +226,10 @@ def lock_order(batch: Batch) -> list[int]:
     return sorted(range(len(batch)), key=batch.ids.__getitem__)
 
 
+def _holds_any(result: Any) -> bool:
+    return result.first() is not None
+
+
 def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
     """Upsert ``batch`` inside the caller's transaction (sync), retried if it loses a
     deadlock (against a concurrent delete, say)."""
@@ -238,7 +242,9 @@ def _write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> No
         return
     vector_type = tables.spec.vector_type
     order = lock_order(batch)
-    if not conn.execute(_sql.existing_ids(tables, cid, batch.ids)).first():
+    if not _holds_any(conn.execute(_sql.any_row(tables, cid))) or not _holds_any(
+        conn.execute(_sql.existing_ids(tables, cid, batch.ids))
+    ):
         try:
             with conn.begin_nested():
                 stream = encode(batch, vector_type, cid, order)
@@ -264,7 +270,9 @@ async def _awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: 
         return
     vector_type = tables.spec.vector_type
     order = lock_order(batch)
-    if not (await conn.execute(_sql.existing_ids(tables, cid, batch.ids))).first():
+    if not _holds_any(await conn.execute(_sql.any_row(tables, cid))) or not _holds_any(
+        await conn.execute(_sql.existing_ids(tables, cid, batch.ids))
+    ):
         try:
             async with conn.begin_nested():
                 stream = encode(batch, vector_type, cid, order)

@@ -184,9 +184,14 @@ def get_where(
 
 
 def existing_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
-    """Which of ``ids`` the collection holds."""
+    """Which of ``ids`` the collection holds (one index probe per id)."""
     table = tables.embedding
     return select(table.c.id).where(scope(tables, cid, table.c.id == any_(_ids_param(ids))))
+
+
+def any_row(tables: Tables, cid: uuid.UUID) -> Select[Any]:
+    """One row of the collection, if it has any (a single index probe)."""
+    return select(tables.embedding.c.id).where(scope(tables, cid, None)).limit(1)
 
 
 def delete_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Delete:
