@@ -19,12 +19,14 @@ from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
 
 from ._errors import PGVecError, QueryTimeoutError
+from ._input import json_dumps
 
 Connectable = str | URL | Engine | AsyncEngine | None
 
@@ -156,6 +158,7 @@ def _require_psycopg(driver: str, kind: str) -> None:
 def _register(conn: Connection) -> None:
     if not conn.info.get(_REGISTERED):
         register_vector(conn.connection.driver_connection)
+        set_json_dumps(json_dumps, conn.connection.driver_connection)
         conn.info[_REGISTERED] = True
 
 
@@ -163,6 +166,7 @@ async def _aregister(conn: AsyncConnection) -> None:
     if not conn.info.get(_REGISTERED):
         raw = await conn.get_raw_connection()
         await register_vector_async(raw.driver_connection)
+        set_json_dumps(json_dumps, raw.driver_connection)
         conn.info[_REGISTERED] = True
 
 

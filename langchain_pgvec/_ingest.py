@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import struct
 import sys
 import uuid
@@ -39,7 +38,7 @@ from tqdm.auto import tqdm
 from . import _sql
 from ._engine import aretrying, retrying
 from ._errors import InvalidInputError
-from ._input import Batch, as_matrix, prepare
+from ._input import Batch, as_matrix, json_dumps, prepare
 from ._schema import Tables, vector_column_type
 from ._setup import dimension_error
 
@@ -56,7 +55,7 @@ _JSONB_PREFIX = struct.Struct(">ib").pack
 _COLUMNS = ("collection_id", "id", "content", "metadata", "embedding")
 #: COPY column order: fixed-width fields first, so a chunk's row heads are one matrix
 _COPY_COLUMNS = ("collection_id", "embedding", "id", "content", "metadata")
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = json_dumps
 
 
 def plan(
@@ -287,11 +286,31 @@ async def _awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: 
     await conn.execute(DropTable(staging))  # the next batch of this transaction makes its own
 
 
+_QUEUE_BUFFERS = 128  # x 128 KiB (psycopg's MAX_BUFFER_SIZE): at most 16 MB queued
+
+
+class _BoundedQueuedWriter(QueuedLibpqWriter):
+    """psycopg's queued writer (a thread sends while we encode) with a short queue:
+    psycopg's own holds 1,024 buffers, up to 128 MB of a big COPY."""
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._queue = type(self._queue)(maxsize=_QUEUE_BUFFERS)  # psycopg's class
+
+
+class _BoundedAsyncQueuedWriter(AsyncQueuedLibpqWriter):
+    """Async twin of :class:`_BoundedQueuedWriter`."""
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._queue = type(self._queue)(maxsize=_QUEUE_BUFFERS)  # psycopg's class
+
+
 def _copy(conn: Connection, statement: sql.Composed, chunks: Iterator[bytes]) -> None:
     driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     with (
         driver.cursor() as cursor,
-        cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy,
+        cursor.copy(statement, writer=_BoundedQueuedWriter(cursor)) as copy,
     ):
         for chunk in chunks:
             copy.write(chunk)
@@ -302,7 +321,7 @@ async def _acopy(conn: AsyncConnection, statement: sql.Composed, chunks: Iterato
     driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
     async with (
         driver.cursor() as cursor,
-        cursor.copy(statement, writer=AsyncQueuedLibpqWriter(cursor)) as copy,
+        cursor.copy(statement, writer=_BoundedAsyncQueuedWriter(cursor)) as copy,
     ):
         for chunk in chunks:
             await copy.write(chunk)

@@ -7,7 +7,10 @@ its arguments.
 
 from __future__ import annotations
 
+import decimal
+import json
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +19,28 @@ from typing import Any
 import numpy as np
 
 from ._errors import DimensionMismatchError, InvalidInputError
+
+# a JSON string (skipped) or a number in exponent notation (group 1)
+_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?[eE][-+]?\d+)')
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _positional(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if number is None:
+        return match.group(0)
+    digits = format(decimal.Decimal(number), "f")
+    return digits if "." in digits else digits + ".0"
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for JSONB: floats in positional notation with a decimal point, because
+    PostgreSQL's numeric prints 1e+16 as 10000000000000000 (read back as an int)."""
+    text = _encode(value)
+    # float repr always signs its exponent (1e+16, 1e-05): most JSON has neither
+    if "e+" in text or "e-" in text:
+        text = _EXPONENT.sub(_positional, text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,28 @@ def as_vector(vector: Any, dimension: int | None) -> np.ndarray:
     return row
 
 
+def unstorable(value: str) -> str | None:
+    """Why PostgreSQL cannot store the string ``value``, or None when it can."""
+    if "\x00" in value:
+        return "a NUL character (\\x00), which PostgreSQL cannot store"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                f"the lone surrogate {value[exc.start]!r} at position {exc.start}, which is "
+                "not valid Unicode (decode the source with errors='replace')"
+            )
+    return None
+
+
+def check_string(value: str, where: str, error: type[Exception] = InvalidInputError) -> None:
+    """Raise ``error`` naming ``where`` when ``value`` cannot be stored."""
+    problem = unstorable(value)
+    if problem is not None:
+        raise error(f"{where} contains {problem}; remove or replace it")
+
+
 def _check_json(value: Any, where: str, depth: int = 0) -> None:
     if depth > 100:
         raise InvalidInputError(f"{where} is nested more than 100 levels deep")
@@ -103,11 +150,7 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
             )
         return
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInputError(
-                f"{where} contains a NUL character (\\x00), which PostgreSQL cannot store; "
-                "remove it"
-            )
+        check_string(value, where)
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -116,8 +159,7 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
                     f"{where} has the key {key!r} of type {type(key).__name__}; JSON keys "
                     "must be strings (convert it with str())"
                 )
-            if "\x00" in key:
-                raise InvalidInputError(f"{where} has a key containing a NUL character")
+            check_string(key, f"{where} key {key!r}")
             _check_json(item, f"{where}[{key!r}]", depth + 1)
         return
     if isinstance(value, (list, tuple)):
@@ -147,10 +189,10 @@ def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
         )
     for key, value in metadata.items():
         kind = type(value)
-        if type(key) is not str or "\x00" in key:
+        if type(key) is not str or "\x00" in key or not key.isascii():
             break
         if kind is str:
-            if "\x00" in value:
+            if "\x00" in value or not value.isascii():
                 break
         elif kind is float:
             if not math.isfinite(value):
@@ -161,6 +203,18 @@ def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
         return dict(metadata)
     _check_json(metadata, f"metadatas[{position}]")
     return dict(metadata)
+
+
+def lookup_ids(ids: Sequence[str]) -> list[str]:
+    """Ids to get or delete: strings PostgreSQL can hold."""
+    if isinstance(ids, str):
+        raise InvalidInputError(f"ids must be a list of strings, not the string {ids!r}")
+    result = list(ids)
+    for position, value in enumerate(result):
+        if not isinstance(value, str):
+            raise InvalidInputError(f"ids[{position}] is a {type(value).__name__}, not a string")
+        check_string(value, f"ids[{position}]")
+    return result
 
 
 def check_ids(ids: Sequence[str | None] | None, count: int) -> list[str]:
@@ -180,8 +234,8 @@ def check_ids(ids: Sequence[str | None] | None, count: int) -> list[str]:
                 f"ids[{position}] is a {type(value).__name__}; ids must be strings "
                 f"(pass str({value!r}))"
             )
-        elif "\x00" in value:
-            raise InvalidInputError(f"ids[{position}] contains a NUL character; remove it")
+        else:
+            check_string(value, f"ids[{position}]")
         if value in seen:
             raise InvalidInputError(
                 f"the id {value!r} appears more than once in this call (again at "
@@ -215,11 +269,7 @@ def prepare(
             raise InvalidInputError(
                 f"texts[{position}] is a {type(value).__name__}; texts must be strings"
             )
-        if "\x00" in value:
-            raise InvalidInputError(
-                f"texts[{position}] contains a NUL character (\\x00), which PostgreSQL "
-                "cannot store in text; remove it (e.g. text.replace('\\x00', ''))"
-            )
+        check_string(value, f"texts[{position}]")
     count = len(text_list)
     matrix = as_matrix(vectors, rows=count)
     if dimension is not None and count and matrix.shape[1] != dimension:

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC, VECTOR
 from sqlalchemy import (
-    DDL,
     Column,
     Computed,
     ForeignKey,
@@ -39,6 +38,7 @@ from sqlalchemy.types import TypeEngine
 
 from ._errors import SchemaError
 from ._indexes import VectorType
+from ._input import check_string
 
 DEFAULT_COLLECTION_TABLE = "pgvec_collection"
 DEFAULT_EMBEDDING_TABLE = "pgvec_embedding"
@@ -148,6 +148,26 @@ def _compile_add_column(element: AddColumn, compiler: Any, **kw: Any) -> str:
     return "ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS " + column
 
 
+class MainStorage(ExecutableDDLElement):
+    """``ALTER TABLE t ALTER COLUMN embedding SET STORAGE MAIN``.
+
+    A compiled construct rather than ``DDL("ALTER TABLE %(fullname)s ...")``: DDL text
+    doubles the "%" of a quoted name a second time, so a table or schema whose name
+    holds "%" fails to be created.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+
+@compiles(MainStorage)
+def _compile_main_storage(element: MainStorage, compiler: Any, **kw: Any) -> str:
+    table: str = compiler.preparer.format_table(element.table)
+    return "ALTER TABLE " + table + " ALTER COLUMN embedding SET STORAGE MAIN"
+
+
 def cast_table(table: Any) -> Table:
     """A declarative class's ``__table__``, typed as the Table it is."""
     if not isinstance(table, Table):  # pragma: no cover - declarative always makes one
@@ -174,12 +194,12 @@ class TableSpec:
         ):
             if name is None and label == "schema":
                 continue
+            if isinstance(name, str):
+                check_string(name, label, SchemaError)
             if not isinstance(name, str) or not name or len(name.encode()) > _MAX_NAME:
                 raise SchemaError(
                     f"{label} must be a non-empty string of at most {_MAX_NAME} bytes, got {name!r}"
                 )
-            if "\x00" in name:
-                raise SchemaError(f"{label} must not contain NUL characters: {name!r}")
         config = self.text_search_config
         if config is not None and not _CONFIG_NAME.fullmatch(config):
             raise SchemaError(
@@ -302,7 +322,7 @@ def mapped_tables(spec: TableSpec) -> Tables:
         event.listen(
             cast_table(Embedding.__table__),
             "after_create",
-            DDL("ALTER TABLE %(fullname)s ALTER COLUMN embedding SET STORAGE MAIN"),  # type: ignore[no-untyped-call]
+            MainStorage(cast_table(Embedding.__table__)),
         )
     Collection.__name__ = Collection.__qualname__ = "PGVecCollection"
     Embedding.__name__ = Embedding.__qualname__ = "PGVecEmbedding"

@@ -32,7 +32,7 @@ from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
-from ._input import as_matrix, as_vector, check_ids, prepare
+from ._input import as_matrix, as_vector, check_ids, check_string, lookup_ids, prepare
 from ._mmr import maximal_marginal_relevance
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, decode_vectors
@@ -157,8 +157,7 @@ class PGVecStore(IndexMethods, VectorStore):
             raise InvalidInputError(
                 f"collection_name must be a non-empty string, got {collection_name!r}"
             )
-        if "\x00" in collection_name:
-            raise InvalidInputError("collection_name must not contain NUL characters")
+        check_string(collection_name, "collection_name")
         self._embeddings = embeddings
         self.collection_name = collection_name
         self.distance_strategy = DistanceStrategy(distance_strategy)
@@ -445,7 +444,7 @@ class PGVecStore(IndexMethods, VectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The documents with these ids, in the order asked (missing ids are skipped)."""
-        ids = list(ids)
+        ids = lookup_ids(ids)
         state = self._ensure()
         if not ids or state is None or state.collection_id is None:
             return []
@@ -455,7 +454,7 @@ class PGVecStore(IndexMethods, VectorStore):
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async twin of :meth:`get_by_ids`."""
-        ids = list(ids)
+        ids = lookup_ids(ids)
         state = await self._aensure()
         if not ids or state is None or state.collection_id is None:
             return []
@@ -559,8 +558,8 @@ class PGVecStore(IndexMethods, VectorStore):
                 "delete() needs ids or a filter; to remove the whole collection call "
                 "delete_collection(), to remove every document pass filter={}"
             )
-        if isinstance(ids, str):
-            raise InvalidInputError(f"ids must be a list of strings, not the string {ids!r}")
+        if ids is not None:
+            lookup_ids(ids)
 
     def _delete_statement(
         self, state: State, ids: Sequence[str] | None, filter: Filter | None

