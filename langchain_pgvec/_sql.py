@@ -130,6 +130,7 @@ def search(
     *,
     with_vectors: bool = False,
     resort: bool = False,
+    fetch: int | None = None,
 ) -> Select[Any]:
     """The ``k`` nearest documents: id, content, metadata, distance (and embedding bytes).
 
@@ -137,15 +138,20 @@ def search(
     form a vector index serves. With ``resort``, the ``k`` rows are sorted again by
     exact distance (an iterative scan in relaxed order may return them slightly out
     of order). With ``with_vectors``, embeddings are encoded (``vector_send``) in an
-    outer query, for the ``k`` rows only rather than for every row scanned.
+    outer query, for the ``k`` rows only rather than for every row scanned. With
+    ``fetch`` > ``k``, the index is asked for ``fetch`` rows and the ``k`` nearest of
+    them by exact distance are kept.
     """
     table = tables.embedding
     distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if with_vectors:
         columns.append(table.c.embedding)
-    nearest = select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(inline(k))
-    if not (resort or with_vectors):
+    fetch = max(k, fetch or k)
+    nearest = (
+        select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(inline(fetch))
+    )
+    if not (resort or with_vectors or fetch > k):
         return nearest
     inner = nearest.subquery("nearest")
     outer: list[Any] = [inner.c.id, inner.c.content, inner.c.metadata, inner.c.distance]
@@ -153,7 +159,8 @@ def search(
         outer.append(send_function(tables.spec.vector_type, inner.c.embedding).label("vec"))
     # "+ 0": the planner would otherwise trust the inner ORDER BY and skip this sort,
     # which a relaxed iterative scan needs (pgvector's documented form)
-    return select(*outer).order_by(inner.c.distance + literal(0.0))
+    exact = select(*outer).order_by(inner.c.distance + literal(0.0))
+    return exact if fetch == k else exact.limit(inline(k))
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:

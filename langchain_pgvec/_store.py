@@ -75,7 +75,7 @@ _STATEMENT_CACHE = 256
 
 
 def _statement_key(
-    state: State, k: int, filter: Filter | None, with_vectors: bool, resort: bool
+    state: State, k: Any, filter: Filter | None, with_vectors: bool, resort: bool
 ) -> tuple[Any, ...] | None:
     """What identifies a built search statement (None: do not cache this one)."""
     try:
@@ -635,11 +635,12 @@ class PGVecStore(IndexMethods, VectorStore):
         vector = as_vector(embedding, state.tables.spec.dimension)
         settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
         iterative = _tuning.supports_iterative(state.extension_version)
+        fetch = _tuning.fetch_size(settings, k, bool(filter))
         gucs = _tuning.resolve(
-            settings, candidates=k, filtered=bool(filter), iterative_supported=iterative
+            settings, candidates=fetch, filtered=bool(filter), iterative_supported=iterative
         )
         resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
-        key = _statement_key(state, k, filter, with_vectors, resort)
+        key = _statement_key(state, (k, fetch), filter, with_vectors, resort)
         statement = self._statements.get(key) if key is not None else None
         if statement is None:
             statement = _sql.search(
@@ -651,6 +652,7 @@ class PGVecStore(IndexMethods, VectorStore):
                 self._where(state, filter),
                 with_vectors=with_vectors,
                 resort=resort,
+                fetch=fetch,
             )
             if key is not None:
                 if len(self._statements) >= _STATEMENT_CACHE:

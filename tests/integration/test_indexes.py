@@ -241,7 +241,9 @@ async def test_filtered_search_sorts_again_by_exact_distance(
     await load(run, store, 300, metadatas=[{"g": i % 50} for i in range(300)])
     name = await run(store, "create_index", SMALL_HNSW)
     analyze(engine, store)
-    plan = await run(store, "explain", [1.0] * DIM, 10, {"g": {"$lt": 1}}, ef_search=10)
+    plan = await run(
+        store, "explain", [1.0] * DIM, 10, {"g": {"$lt": 1}}, ef_search=10, overfetch=1
+    )
     lines = plan.splitlines()
     scan = next(i for i, line in enumerate(lines) if f"Index Scan using {name}" in line)
     # relaxed_order returns the index's rows nearly in order; a Sort must follow the scan
