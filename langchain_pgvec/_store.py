@@ -776,8 +776,7 @@ class PGVecStore(IndexMethods, VectorStore):
         chosen = maximal_marginal_relevance(
             np.asarray(embedding, dtype=np.float32), candidates, k=k, lambda_mult=lambda_mult
         )
-        scored = _scored(rows)
-        return [scored[i] for i in chosen]
+        return _scored([rows[i] for i in chosen])  # Documents for the k chosen only
 
     def max_marginal_relevance_search_by_vector(
         self,
