@@ -18,9 +18,10 @@ import argparse
 import asyncio
 import time
 
+from _models import add_model_arguments, embeddings_from
 from langchain_core.embeddings import Embeddings
 
-from langchain_pgvec import HashingEmbeddings, PGVecStore
+from langchain_pgvec import PGVecStore
 
 SUBJECTS = [
     "PostgreSQL",
@@ -63,24 +64,9 @@ OBJECTS = [
 def parse_args() -> tuple[Embeddings, int]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--searches", type=int, default=200, help="concurrent searches")
-    parser.add_argument("--openai", action="store_true", help="use OpenAI embeddings")
-    parser.add_argument("--hf", action="store_true", help="use a sentence-transformers model")
+    add_model_arguments(parser)
     args = parser.parse_args()
-    if args.openai:
-        try:
-            from langchain_openai import OpenAIEmbeddings
-        except ImportError:
-            parser.error("--openai needs `pip install langchain-openai` and OPENAI_API_KEY")
-        return OpenAIEmbeddings(model="text-embedding-3-small"), args.searches
-    if args.hf:
-        try:
-            from langchain_huggingface import HuggingFaceEmbeddings
-        except ImportError:
-            parser.error("--hf needs `pip install langchain-huggingface sentence-transformers`")
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2"), (
-            args.searches
-        )
-    return HashingEmbeddings(dimension=256), args.searches
+    return embeddings_from(args, parser), args.searches
 
 
 async def main() -> None:

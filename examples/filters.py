@@ -15,14 +15,13 @@ embedding model when its package (and key) is installed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
-from langchain_core.embeddings import Embeddings
+from _models import embeddings_from_args
 
-from langchain_pgvec import FilterError, HashingEmbeddings, PGVecStore
+from langchain_pgvec import FilterError, PGVecStore
 
 PRODUCTS: list[tuple[str, str, dict[str, Any]]] = [
     (
@@ -161,28 +160,8 @@ TOUR: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def embeddings_from_args() -> Embeddings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openai", action="store_true", help="use OpenAI embeddings")
-    parser.add_argument("--hf", action="store_true", help="use a sentence-transformers model")
-    args = parser.parse_args()
-    if args.openai:
-        try:
-            from langchain_openai import OpenAIEmbeddings
-        except ImportError:
-            parser.error("--openai needs `pip install langchain-openai` and OPENAI_API_KEY")
-        return OpenAIEmbeddings(model="text-embedding-3-small")
-    if args.hf:
-        try:
-            from langchain_huggingface import HuggingFaceEmbeddings
-        except ImportError:
-            parser.error("--hf needs `pip install langchain-huggingface sentence-transformers`")
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2")
-    return HashingEmbeddings(dimension=256)
-
-
 def main() -> None:
-    embeddings = embeddings_from_args()
+    embeddings = embeddings_from_args(__doc__)
     dimension = len(embeddings.embed_query("probe"))
     store = PGVecStore(
         embeddings, collection_name="example_filters", embedding_table=f"examples_{dimension}"

@@ -14,9 +14,8 @@ same way on real text.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from _models import embeddings_from_args
 from langchain_core.embeddings import Embeddings
 
 from langchain_pgvec import PGVecStore
@@ -59,16 +58,6 @@ DOCS = {
 }
 
 
-def embeddings_from_args() -> Embeddings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hf", action="store_true", help="use sentence-transformers")
-    if parser.parse_args().hf:
-        from langchain_huggingface import HuggingFaceEmbeddings
-
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2")
-    return ConceptEmbeddings()
-
-
 def show(title: str, pairs: list[tuple[object, float]]) -> None:
     print(title)
     for doc, score in pairs:
@@ -77,7 +66,7 @@ def show(title: str, pairs: list[tuple[object, float]]) -> None:
 
 
 def main() -> None:
-    embeddings = embeddings_from_args()
+    embeddings = embeddings_from_args(__doc__, default=ConceptEmbeddings())
     dimension = len(embeddings.embed_query("probe"))
     store = PGVecStore(
         embeddings,

@@ -23,15 +23,14 @@ embedding model when its package (and key) is installed.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
+from _models import embeddings_from_args
 from psycopg import sql
 
-from langchain_pgvec import HNSW, HashingEmbeddings, PGVecStore
+from langchain_pgvec import HNSW, PGVecStore
 
 ADJECTIVES = [
     "fast",
@@ -84,26 +83,6 @@ PLACES = ["in the cloud", "on premises", "at the edge", "overnight", "in real ti
 K = 10
 
 
-def embeddings_from_args() -> Embeddings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openai", action="store_true", help="use OpenAI embeddings")
-    parser.add_argument("--hf", action="store_true", help="use a sentence-transformers model")
-    args = parser.parse_args()
-    if args.openai:
-        try:
-            from langchain_openai import OpenAIEmbeddings
-        except ImportError:
-            parser.error("--openai needs `pip install langchain-openai` and OPENAI_API_KEY")
-        return OpenAIEmbeddings(model="text-embedding-3-small")
-    if args.hf:
-        try:
-            from langchain_huggingface import HuggingFaceEmbeddings
-        except ImportError:
-            parser.error("--hf needs `pip install langchain-huggingface sentence-transformers`")
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2")
-    return HashingEmbeddings(dimension=256)
-
-
 def plan_summary(plan: str) -> str:
     """The plan's node that reads the table (an index scan or a sequential scan)."""
     for line in plan.splitlines():
@@ -113,7 +92,7 @@ def plan_summary(plan: str) -> str:
 
 
 def main() -> None:
-    embeddings = embeddings_from_args()
+    embeddings = embeddings_from_args(__doc__)
     texts = [
         " ".join(words) for words in itertools.product(ADJECTIVES, NOUNS, VERBS, OBJECTS, PLACES)
     ][:5000]

@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _models import add_model_arguments, embeddings_from
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from langchain_pgvec import HashingEmbeddings, PGVecStore
+from langchain_pgvec import PGVecStore
 
 try:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -85,22 +86,9 @@ them. It makes a heavier cup with more oils than a paper filter lets through."""
 def embeddings_from_args() -> tuple[Embeddings, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, help="a folder of .txt/.md files to ingest")
-    parser.add_argument("--openai", action="store_true", help="use OpenAI embeddings")
-    parser.add_argument("--hf", action="store_true", help="use a sentence-transformers model")
+    add_model_arguments(parser)
     args = parser.parse_args()
-    if args.openai:
-        try:
-            from langchain_openai import OpenAIEmbeddings
-        except ImportError:
-            parser.error("--openai needs `pip install langchain-openai` and OPENAI_API_KEY")
-        return OpenAIEmbeddings(model="text-embedding-3-small"), args.dir
-    if args.hf:
-        try:
-            from langchain_huggingface import HuggingFaceEmbeddings
-        except ImportError:
-            parser.error("--hf needs `pip install langchain-huggingface sentence-transformers`")
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2"), args.dir
-    return HashingEmbeddings(dimension=256), args.dir
+    return embeddings_from(args, parser), args.dir
 
 
 def write_samples(folder: Path) -> None:

@@ -20,14 +20,14 @@ embedding model when its package (and key) is installed.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import numpy as np
+from _models import embeddings_from_args
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from langchain_pgvec import HashingEmbeddings, PGVecStore
+from langchain_pgvec import PGVecStore
 
 # Groups of near-duplicates (the same passage re-published with small edits), and a
 # few distinct passages on the same theme.
@@ -52,26 +52,6 @@ QUERY = "fast vector search index in PostgreSQL"
 K = 4
 
 
-def embeddings_from_args() -> Embeddings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openai", action="store_true", help="use OpenAI embeddings")
-    parser.add_argument("--hf", action="store_true", help="use a sentence-transformers model")
-    args = parser.parse_args()
-    if args.openai:
-        try:
-            from langchain_openai import OpenAIEmbeddings
-        except ImportError:
-            parser.error("--openai needs `pip install langchain-openai` and OPENAI_API_KEY")
-        return OpenAIEmbeddings(model="text-embedding-3-small")
-    if args.hf:
-        try:
-            from langchain_huggingface import HuggingFaceEmbeddings
-        except ImportError:
-            parser.error("--hf needs `pip install langchain-huggingface sentence-transformers`")
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2")
-    return HashingEmbeddings(dimension=256)
-
-
 def show(title: str, docs: list[Document], embeddings: Embeddings) -> None:
     vectors = np.asarray(embeddings.embed_documents([d.page_content for d in docs]))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -84,7 +64,7 @@ def show(title: str, docs: list[Document], embeddings: Embeddings) -> None:
 
 
 def main() -> None:
-    embeddings = embeddings_from_args()
+    embeddings = embeddings_from_args(__doc__)
     dimension = len(embeddings.embed_query("probe"))
     store = PGVecStore(
         embeddings, collection_name="example_mmr", embedding_table=f"examples_{dimension}"

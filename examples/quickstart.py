@@ -12,11 +12,9 @@ Runs offline with ``HashingEmbeddings`` (lexical, not semantic); pass ``--openai
 
 from __future__ import annotations
 
-import argparse
+from _models import embeddings_from_args
 
-from langchain_core.embeddings import Embeddings
-
-from langchain_pgvec import HashingEmbeddings, PGVecStore
+from langchain_pgvec import PGVecStore
 
 TOPICS = {
     "databases": [
@@ -82,24 +80,8 @@ TOPICS = {
 }
 
 
-def embeddings_from_args() -> Embeddings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openai", action="store_true", help="use OpenAI embeddings")
-    parser.add_argument("--hf", action="store_true", help="use sentence-transformers")
-    args = parser.parse_args()
-    if args.openai:
-        from langchain_openai import OpenAIEmbeddings  # needs OPENAI_API_KEY
-
-        return OpenAIEmbeddings(model="text-embedding-3-small")
-    if args.hf:
-        from langchain_huggingface import HuggingFaceEmbeddings
-
-        return HuggingFaceEmbeddings(model_name="sentence-transformers/all-MiniLM-L6-v2")
-    return HashingEmbeddings(dimension=256)
-
-
 def main() -> None:
-    embeddings = embeddings_from_args()
+    embeddings = embeddings_from_args(__doc__)
     dimension = len(embeddings.embed_query("probe"))
     # connection=None: $PGVEC_URL if set, otherwise the embedded PostgreSQL
     store = PGVecStore(

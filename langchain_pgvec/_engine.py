@@ -212,14 +212,19 @@ async def aretrying(conn: AsyncConnection, work: Callable[[], Awaitable[_T]]) ->
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _timeout(exc: BaseException) -> QueryTimeoutError | None:
-    cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(cause, psycopg.errors.QueryCanceled):
-        return QueryTimeoutError(
+@contextmanager
+def _timeouts() -> Iterator[None]:
+    """Turn a statement cancelled by ``statement_timeout`` into QueryTimeoutError."""
+    try:
+        yield
+    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        if not isinstance(cause, psycopg.errors.QueryCanceled):
+            raise
+        raise QueryTimeoutError(
             f"the statement was cancelled by statement_timeout ({cause}); raise the store's "
             "statement_timeout, add a vector index, or narrow the filter"
-        )
-    return None
+        ) from exc
 
 
 @contextmanager
@@ -231,18 +236,12 @@ def begin(
     ``prelude`` (per-transaction settings) runs first; a statement cancelled by
     ``statement_timeout`` surfaces as :class:`QueryTimeoutError`.
     """
-    try:
-        with engine.begin() as conn:
-            if vectors:
-                _register(conn)
-            if prelude is not None:
-                conn.execute(prelude)
-            yield conn
-    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
-        timeout = _timeout(exc)
-        if timeout is None:
-            raise
-        raise timeout from exc
+    with _timeouts(), engine.begin() as conn:
+        if vectors:
+            _register(conn)
+        if prelude is not None:
+            conn.execute(prelude)
+        yield conn
 
 
 @contextmanager
@@ -253,16 +252,10 @@ def read(engine: Engine, *, prelude: Executable | None = None) -> Iterator[Conne
         with begin(engine, prelude=prelude) as conn:
             yield conn
         return
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            _register(conn)
-            yield conn
-    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
-        timeout = _timeout(exc)
-        if timeout is None:
-            raise
-        raise timeout from exc
+    with _timeouts(), engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        _register(conn)
+        yield conn
 
 
 @asynccontextmanager
@@ -274,16 +267,11 @@ async def aread(
         async with abegin(engine, prelude=prelude) as conn:
             yield conn
         return
-    try:
+    with _timeouts():
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await _aregister(conn)
             yield conn
-    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
-        timeout = _timeout(exc)
-        if timeout is None:
-            raise
-        raise timeout from exc
 
 
 @asynccontextmanager
@@ -291,15 +279,10 @@ async def abegin(
     engine: AsyncEngine, *, vectors: bool = True, prelude: Executable | None = None
 ) -> AsyncIterator[AsyncConnection]:
     """Async twin of :func:`begin`."""
-    try:
+    with _timeouts():
         async with engine.begin() as conn:
             if vectors:
                 await _aregister(conn)
             if prelude is not None:
                 await conn.execute(prelude)
             yield conn
-    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
-        timeout = _timeout(exc)
-        if timeout is None:
-            raise
-        raise timeout from exc

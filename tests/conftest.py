@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runner import Runner
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +32,12 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield embedded.url(directory)
     finally:
         server.cleanup()
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Run the test once through the sync methods and once through their async twins."""
+    return Runner(request.param)
 
 
 @pytest.fixture

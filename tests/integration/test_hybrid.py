@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
+from runner import Runner
 
 from langchain_pgvec import PGVecError, PGVecStore, SchemaError
 
@@ -54,22 +54,6 @@ CORPUS = {
     "space": "rocket launches to low earth orbit",
     "fruit": "apple orchards in autumn",
 }
-
-
-class Runner:
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-
-    async def __call__(self, obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        if self.mode == "sync":
-            return getattr(obj, name)(*args, **kwargs)
-        result = getattr(obj, "a" + name)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-
-@pytest.fixture(params=["sync", "async"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    return Runner(request.param)
 
 
 @pytest.fixture

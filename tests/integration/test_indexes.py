@@ -6,7 +6,6 @@ change another test's plans, and drops them afterwards.
 
 from __future__ import annotations
 
-import inspect
 import re
 import threading
 import time
@@ -16,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import runner
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from runner import Runner
 from sqlalchemy import Engine, MetaData, Table, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -35,24 +36,6 @@ from langchain_pgvec._indexes import IndexInfo, PerformanceWarning
 
 DIM = 8
 SMALL_HNSW = HNSW(m=8, ef_construction=32)  # builds fast; plenty for a few thousand rows
-
-
-class Runner:
-    """Calls a store method by its sync name, or its async twin, per the test's mode."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-
-    async def __call__(self, obj: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        if self.mode == "sync":
-            return getattr(obj, method)(*args, **kwargs)
-        result = getattr(obj, "a" + method)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-
-@pytest.fixture(params=["sync", "async"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    return Runner(request.param)
 
 
 def _drop_tables(engine: Engine, names: list[tuple[str, str]]) -> None:
@@ -536,7 +519,8 @@ async def test_unindexed_large_table_warns_once_per_store(
     message = str(warning.message)
     assert "about 51," in message and big_table["embedding_table"] in message
     assert "vector_cosine_ops" in message and "store.create_index(HNSW())" in message
-    assert warning.filename == __file__  # points at the caller, not into the package
+    # points at the caller (the runner that called the store), not into the package
+    assert warning.filename == runner.__file__
     # once per store: a second search is silent (filterwarnings=error would raise)
     await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)
     with pytest.warns(PerformanceWarning):  # another store warns for itself

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from runner import Runner
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -26,24 +27,6 @@ from langchain_pgvec import (
 )
 
 DIM = 16
-
-
-class Runner:
-    """Calls a store method by its sync name, or its async twin, per the test's mode."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-
-    async def __call__(self, obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        if self.mode == "sync":
-            return getattr(obj, name)(*args, **kwargs)
-        result = getattr(obj, "a" + name)(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-
-@pytest.fixture(params=["sync", "async"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    return Runner(request.param)
 
 
 @pytest.fixture
