@@ -64,7 +64,11 @@ def full_text(
     tables: Tables, cid: uuid.UUID, text: str, k: int, where: ColumnElement[bool] | None
 ) -> Select[Any]:
     """The ``k`` best full-text matches: id, content, metadata, score (higher is better)."""
-    ranked = _text_ranked(tables, cid, text, k, where).subquery("ranked")
+    return _documents(tables, cid, _text_ranked(tables, cid, text, k, where).subquery("ranked"))
+
+
+def _documents(tables: Tables, cid: uuid.UUID, ranked: Any) -> Select[Any]:
+    """The documents of ``ranked`` (``id``, ``score`` rows), best score first."""
     table = tables.embedding
     return (
         select(table.c.id, table.c.content, table.c.metadata, ranked.c.score)
@@ -126,15 +130,4 @@ def hybrid(
         .limit(inline(k))
         .subquery("fused")
     )
-    return (
-        select(table.c.id, table.c.content, table.c.metadata, fused.c.score)
-        .join_from(
-            fused,
-            table,
-            and_(
-                table.c.collection_id == inline(cid, table.c.collection_id.type),
-                table.c.id == fused.c.id,
-            ),
-        )
-        .order_by(fused.c.score.desc(), table.c.id)
-    )
+    return _documents(tables, cid, fused)

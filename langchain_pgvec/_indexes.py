@@ -84,14 +84,6 @@ class DistanceStrategy(str, enum.Enum):
         """Map a distance to a relevance score in [0, 1], higher is closer."""
         return _RELEVANCE[self]
 
-    def similarity(self, distance: float) -> float:
-        """The raw similarity that a distance stands for (cosine similarity, -L2, IP)."""
-        if self is DistanceStrategy.INNER_PRODUCT:
-            return -distance
-        if self is DistanceStrategy.COSINE:
-            return 1.0 - distance
-        return -distance
-
 
 _OPERATORS: Mapping[DistanceStrategy, str] = {
     DistanceStrategy.COSINE: "<=>",

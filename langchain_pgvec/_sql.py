@@ -26,7 +26,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    true,
 )
 from sqlalchemy.dialects.postgresql import Insert as PGInsert
 from sqlalchemy.dialects.postgresql import insert
@@ -215,8 +214,3 @@ def delete_where(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | No
 def count(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None = None) -> Select[Any]:
     """How many of the collection's documents match ``where``."""
     return select(func.count()).select_from(tables.embedding).where(scope(tables, cid, where))
-
-
-def everything() -> ColumnElement[bool]:
-    """A condition every row meets."""
-    return true()

@@ -32,7 +32,7 @@ from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
-from ._input import as_matrix, as_vector, check_ids, check_string, lookup_ids, prepare
+from ._input import as_vector, check_ids, check_string, lookup_ids, prepare
 from ._mmr import maximal_marginal_relevance
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, decode_vectors
@@ -1060,8 +1060,7 @@ class PGVecStore(IndexMethods, VectorStore):
         """Make a store from (text, vector) pairs computed elsewhere."""
         store = cls(embedding, **kwargs)
         texts = [text for text, _ in text_embeddings]
-        vectors = as_matrix([vector for _, vector in text_embeddings], rows=len(texts))
-        store.add_embeddings(texts, vectors, metadatas, ids)
+        store.add_embeddings(texts, [vector for _, vector in text_embeddings], metadatas, ids)
         return store
 
     def close(self) -> None:
