@@ -7,6 +7,7 @@ Example:
 """
 
 from ._errors import (
+    ConnectionLostError,
     DimensionMismatchError,
     EmbeddedServerError,
     ExtensionError,
@@ -28,6 +29,7 @@ from .embeddings import HashingEmbeddings
 __all__ = [
     "HNSW",
     "CollectionReport",
+    "ConnectionLostError",
     "DimensionMismatchError",
     "DistanceStrategy",
     "EmbeddedServerError",

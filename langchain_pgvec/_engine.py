@@ -10,22 +10,26 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
 from psycopg.types.json import set_json_dumps
-from sqlalchemy import URL, Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import URL, Connection, Dialect, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
-from ._errors import PGVecError, QueryTimeoutError
+from ._errors import ConnectionLostError, PGVecError, QueryTimeoutError
 from ._input import json_dumps
 
 Connectable = str | URL | Engine | AsyncEngine | None
@@ -79,7 +83,7 @@ class Engines:
     """A sync and an async engine over one database, each created when first needed."""
 
     def __init__(self, connection: Connectable, engine_kwargs: dict[str, Any] | None = None):
-        self._kwargs = {"pool_pre_ping": True, **(engine_kwargs or {})}
+        self._kwargs = dict(engine_kwargs or {})
         self._lock = threading.Lock()
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
@@ -121,16 +125,28 @@ class Engines:
                     self._async = self._derive(create_async_engine)
         return self._async
 
+    @property
+    def dialect(self) -> Dialect:
+        """The SQLAlchemy dialect statements are compiled for (the given engine's)."""
+        return (self._given or self.sync).dialect
+
     def _derive(self, factory: Any) -> Any:
         if self._given is None:
-            engine = factory(self.url, **self._kwargs)
+            engine = self._create(factory)
             self._owned.append(engine)
             return engine
         with _DERIVED_LOCK:
             engine = _DERIVED.get(self._given)
             if engine is None:
-                engine = _DERIVED[self._given] = factory(self.url, **self._kwargs)
+                engine = _DERIVED[self._given] = self._create(factory)
             return engine
+
+    def _create(self, factory: Any) -> Any:
+        engine = factory(self.url, **self._kwargs)
+        if "pool_pre_ping" not in self._kwargs:  # the user's choice, when made, stands
+            sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+            event.listen(sync_engine, "checkout", check_alive)
+        return engine
 
     def dispose(self) -> None:
         """Close the pools of the engines this object created (never the user's)."""
@@ -145,6 +161,31 @@ class Engines:
                 await engine.dispose()
             else:
                 engine.dispose()
+
+
+def _socket_readable(fd: int) -> bool:
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
+
+
+def check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool checkout check: discard a connection the server has closed.
+
+    ``pool_pre_ping`` costs a round trip per checkout, a third of a top-k search under
+    HNSW. An idle connection has nothing to read; one whose server restarted, or whose
+    backend was terminated, has the server's goodbye or end-of-file waiting on its
+    socket. That costs one ``poll()``; a connection with anything to read is replaced.
+    """
+    driver = proxy.driver_connection
+    try:
+        dead = driver.closed or driver.broken or _socket_readable(driver.pgconn.socket)
+    except (psycopg.Error, OSError, ValueError):
+        dead = True
+    if dead:
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _require_psycopg(driver: str, kind: str) -> None:
@@ -212,19 +253,40 @@ async def aretrying(conn: AsyncConnection, work: Callable[[], Awaitable[_T]]) ->
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_LOST = (
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CrashShutdown,
+    psycopg.errors.CannotConnectNow,
+    psycopg.errors.ConnectionException,
+)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    # psycopg raises the bare OperationalError for a failed connect or a dropped socket
+    return type(error) is psycopg.OperationalError or isinstance(error, _LOST)
+
+
 @contextmanager
 def _timeouts() -> Iterator[None]:
-    """Turn a statement cancelled by ``statement_timeout`` into QueryTimeoutError."""
+    """Turn a statement cancelled by ``statement_timeout`` into QueryTimeoutError, and a
+    server that cannot be reached (or went away) into ConnectionLostError."""
     try:
         yield
-    except (DBAPIError, psycopg.errors.QueryCanceled) as exc:
+    except (DBAPIError, psycopg.Error) as exc:
         cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        if not isinstance(cause, psycopg.errors.QueryCanceled):
-            raise
-        raise QueryTimeoutError(
-            f"the statement was cancelled by statement_timeout ({cause}); raise the store's "
-            "statement_timeout, add a vector index, or narrow the filter"
-        ) from exc
+        if isinstance(cause, psycopg.errors.QueryCanceled):
+            raise QueryTimeoutError(
+                f"the statement was cancelled by statement_timeout ({cause}); raise the "
+                "store's statement_timeout, add a vector index, or narrow the filter"
+            ) from exc
+        if cause is not None and _connection_lost(cause):
+            detail = " ".join(str(cause).split())
+            raise ConnectionLostError(
+                f"no connection to PostgreSQL ({detail}); check that the server is running "
+                "and reachable. Nothing of this call was committed, and the next call "
+                "reconnects by itself"
+            ) from exc
+        raise
 
 
 @contextmanager
@@ -244,36 +306,6 @@ def begin(
         yield conn
 
 
-@contextmanager
-def read(engine: Engine, *, prelude: Executable | None = None) -> Iterator[Connection]:
-    """A connection for one read: in autocommit (no BEGIN/COMMIT round trips) unless
-    per-transaction settings must apply, then a transaction as :func:`begin`."""
-    if prelude is not None:
-        with begin(engine, prelude=prelude) as conn:
-            yield conn
-        return
-    with _timeouts(), engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        _register(conn)
-        yield conn
-
-
-@asynccontextmanager
-async def aread(
-    engine: AsyncEngine, *, prelude: Executable | None = None
-) -> AsyncIterator[AsyncConnection]:
-    """Async twin of :func:`read`."""
-    if prelude is not None:
-        async with abegin(engine, prelude=prelude) as conn:
-            yield conn
-        return
-    with _timeouts():
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await _aregister(conn)
-            yield conn
-
-
 @asynccontextmanager
 async def abegin(
     engine: AsyncEngine, *, vectors: bool = True, prelude: Executable | None = None
@@ -286,3 +318,125 @@ async def abegin(
             if prelude is not None:
                 await conn.execute(prelude)
             yield conn
+
+
+# ------------------------------------------------------------------ driver-level reads
+#
+# A search is the hot path: SQLAlchemy's per-call work (statement cache key, execution
+# context, result rows) costs about as much as the HNSW scan itself. Searches are
+# therefore compiled once by SQLAlchemy and run on the psycopg connection of a pooled
+# SQLAlchemy connection, with binary results.
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once to psycopg's SQL, its fixed parameters already bound.
+
+    ``param`` names the one parameter given per call (the query vector).
+    """
+
+    sql: str
+    fixed: dict[str, Any]
+    param: str
+    process: Callable[[Any], Any] | None
+
+    @classmethod
+    def compile(cls, statement: ClauseElement, dialect: Dialect, param: str) -> DriverStatement:
+        """Compile ``statement`` for ``dialect`` (literal-execute values rendered inline)."""
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        assert isinstance(compiled, SQLCompiler)
+        escaped: dict[str, str] = dict(compiled.escaped_bind_names or {})
+        processors: dict[str, Callable[[Any], Any] | None] = {}
+        for key, bind in compiled.binds.items():
+            impl = bind.type.dialect_impl(dialect)
+            processors[escaped.get(key, key)] = impl.bind_processor(dialect)
+        fixed: dict[str, Any] = {}
+        for name, value in (compiled.construct_params() or {}).items():
+            process = processors.get(name)
+            if name != param:
+                fixed[name] = process(value) if process is not None and value is not None else value
+        return cls(compiled.string, fixed, param, processors.get(param))
+
+    def params(self, value: Any) -> dict[str, Any]:
+        """The parameters of one execution, ``value`` bound to :attr:`param`."""
+        return {**self.fixed, self.param: self.process(value) if self.process else value}
+
+
+def _give_back(conn: Connection, driver: psycopg.Connection[Any], autocommit: bool) -> None:
+    """Give the connection back as it was found; drop it from the pool if it broke."""
+    try:
+        if not driver.broken:
+            driver.autocommit = autocommit
+    except psycopg.Error:
+        pass
+    if driver.broken or driver.autocommit != autocommit:
+        conn.invalidate()
+
+
+@contextmanager
+def driver_read(engine: Engine, *, prelude: Executable | None = None) -> Iterator[Any]:
+    """The psycopg connection for one read.
+
+    In autocommit (no BEGIN/COMMIT round trips) unless ``prelude`` (per-transaction
+    settings) must apply first, then inside a transaction as :func:`begin`.
+    """
+    if prelude is not None:
+        with begin(engine, prelude=prelude) as conn:
+            yield conn.connection.driver_connection
+        return
+    with _timeouts(), engine.connect() as conn:
+        _register(conn)
+        driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+        autocommit = driver.autocommit
+        driver.autocommit = True
+        try:
+            yield driver
+        finally:
+            _give_back(conn, driver, autocommit)
+
+
+async def _agive_back(
+    conn: AsyncConnection, driver: psycopg.AsyncConnection[Any], autocommit: bool
+) -> None:
+    try:
+        if not driver.broken:
+            await driver.set_autocommit(autocommit)
+    except psycopg.Error:
+        pass
+    if driver.broken or driver.autocommit != autocommit:
+        await conn.invalidate()
+
+
+@asynccontextmanager
+async def adriver_read(
+    engine: AsyncEngine, *, prelude: Executable | None = None
+) -> AsyncIterator[Any]:
+    """Async twin of :func:`driver_read`."""
+    if prelude is not None:
+        async with abegin(engine, prelude=prelude) as conn:
+            yield (await conn.get_raw_connection()).driver_connection
+        return
+    with _timeouts():
+        async with engine.connect() as conn:
+            await _aregister(conn)
+            raw = await conn.get_raw_connection()
+            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            autocommit = driver.autocommit
+            await driver.set_autocommit(True)
+            try:
+                yield driver
+            finally:
+                await _agive_back(conn, driver, autocommit)
+
+
+def fetch(driver: psycopg.Connection[Any], statement: DriverStatement, value: Any) -> list[Any]:
+    """Run ``statement`` with ``value`` on a psycopg connection: its rows, as tuples."""
+    return driver.execute(statement.sql, statement.params(value), binary=True).fetchall()
+
+
+async def afetch(
+    driver: psycopg.AsyncConnection[Any], statement: DriverStatement, value: Any
+) -> list[Any]:
+    """Async twin of :func:`fetch`."""
+    cursor = await driver.execute(statement.sql, statement.params(value), binary=True)
+    return await cursor.fetchall()

@@ -11,7 +11,8 @@ bad arguments are also ``ValueError`` so that generic callers can catch them::
     ├── ExtensionError                    the `vector` extension is missing and cannot be created
     ├── EmbeddedServerError               the embedded PostgreSQL is unavailable
     ├── MigrationError                    source tables that cannot be migrated as they are
-    └── QueryTimeoutError (TimeoutError)  a statement ran past the store's statement_timeout
+    ├── QueryTimeoutError (TimeoutError)  a statement ran past the store's statement_timeout
+    └── ConnectionLostError (ConnectionError)  the server could not be reached, or went away
 
 Messages name what was wrong (the table, the field, the dimension, the operator) and
 say how to fix it.
@@ -54,3 +55,11 @@ class MigrationError(PGVecError):
 
 class QueryTimeoutError(PGVecError, TimeoutError):
     """A statement was cancelled by the store's ``statement_timeout``."""
+
+
+class ConnectionLostError(PGVecError, ConnectionError):
+    """PostgreSQL could not be reached, or closed the connection during the call.
+
+    Nothing of the failed call was committed (a write is one transaction), and the
+    store needs no repair: its next call opens a fresh connection.
+    """

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Index, func, select
+from sqlalchemy import Connection, Dialect, Engine, Index, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from tqdm import tqdm
@@ -48,6 +48,7 @@ from ._indexes import (
 )
 from ._schema import TableSpec
 from ._setup import State, find_index, read_indexes
+from ._sql import QUERY
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -300,9 +301,10 @@ class IndexMethods:
             k: int,
             filter: Mapping[str, Any] | None,
             kwargs: dict[str, Any],
+            dialect: Dialect,
             *,
             with_vectors: bool = False,
-        ) -> tuple[Any, Any, dict[str, Any]]: ...
+        ) -> Any: ...
 
     # ------------------------------------------------------------------ vector indexes
 
@@ -623,10 +625,16 @@ class IndexMethods:
             )
         kwargs = dict(search_kwargs)
         kwargs.pop("lambda_mult", None)
-        prelude, statement, params = self._search(
-            state, vector, fetch_k if mmr else k, filter, kwargs, with_vectors=mmr
+        search = self._search(
+            state,
+            vector,
+            fetch_k if mmr else k,
+            filter,
+            kwargs,
+            self._engines.dialect,
+            with_vectors=mmr,
         )
-        return prelude, Explain(statement, analyze=analyze), params
+        return search.prelude, Explain(search.statement, analyze=analyze), {QUERY: search.vector}
 
     @staticmethod
     def _explain_args(query: object, k: int, mmr: bool, fetch_k: int) -> None:

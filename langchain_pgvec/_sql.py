@@ -110,10 +110,14 @@ def scope(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> 
     return scoped if where is None else and_(scoped, where)
 
 
+#: the name of the query vector's parameter, the one value bound per search call
+QUERY = "query"
+
+
 def query_vector(tables: Tables, vector: np.ndarray) -> Any:
     """The query vector as a bound parameter of the column's type (cast for halfvec)."""
     spec = tables.spec
-    param = bindparam("query", value=vector, type_=vector_column_type("vector", spec.dimension))
+    param = bindparam(QUERY, value=vector, type_=vector_column_type("vector", spec.dimension))
     if spec.vector_type == "halfvec":
         return cast(param, vector_column_type("halfvec", spec.dimension))
     return param

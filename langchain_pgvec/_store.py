@@ -15,19 +15,31 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Dialect, Engine
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from . import _hybrid, _ingest, _sql, _tuning
-from ._engine import Connectable, Engines, abegin, aread, aretrying, begin, read, retrying
+from ._engine import (
+    Connectable,
+    DriverStatement,
+    Engines,
+    abegin,
+    adriver_read,
+    afetch,
+    aretrying,
+    begin,
+    driver_read,
+    fetch,
+    retrying,
+)
 from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
@@ -46,11 +58,9 @@ def _documents(rows: Iterable[Row[Any]]) -> list[Document]:
     return [Document(id=r.id, page_content=r.content or "", metadata=r.metadata) for r in rows]
 
 
-def _scored(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
-    return [
-        (Document(id=r.id, page_content=r.content or "", metadata=r.metadata), float(r.distance))
-        for r in rows
-    ]
+def _scored(rows: Iterable[Sequence[Any]]) -> list[tuple[Document, float]]:
+    """(Document, distance) pairs from ``(id, content, metadata, distance, ...)`` rows."""
+    return [(Document(id=r[0], page_content=r[1] or "", metadata=r[2]), float(r[3])) for r in rows]
 
 
 def _fused(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
@@ -72,6 +82,13 @@ def _writable(state: State | None) -> State:
 
 
 _STATEMENT_CACHE = 256
+
+
+class _Search(NamedTuple):
+    prelude: Any  # SET LOCAL statement, or None
+    statement: Any  # the SQLAlchemy statement (for explain)
+    driver: DriverStatement  # the same, compiled for psycopg
+    vector: np.ndarray
 
 
 def _statement_key(
@@ -597,9 +614,10 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        prelude, statement, params = self._search(state, embedding, k, filter, kwargs)
-        with read(self._engines.sync, prelude=prelude) as conn:
-            return _scored(conn.execute(statement, params))
+        engine = self._engines.sync
+        search = self._search(state, embedding, k, filter, kwargs, engine.dialect)
+        with driver_read(engine, prelude=search.prelude) as driver:
+            return _scored(fetch(driver, search.driver, search.vector))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -609,9 +627,10 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        prelude, statement, params = self._search(state, embedding, k, filter, kwargs)
-        async with aread(self._engines.async_, prelude=prelude) as conn:
-            return _scored(await conn.execute(statement, params))
+        engine = self._engines.async_
+        search = self._search(state, embedding, k, filter, kwargs, engine.dialect)
+        async with adriver_read(engine, prelude=search.prelude) as driver:
+            return _scored(await afetch(driver, search.driver, search.vector))
 
     def _search(
         self,
@@ -620,29 +639,30 @@ class PGVecStore(IndexMethods, VectorStore):
         k: int,
         filter: Filter | None,
         kwargs: dict[str, Any],
+        dialect: Dialect,
         *,
         with_vectors: bool = False,
-    ) -> tuple[Any, Any, dict[str, Any]]:
-        """The settings statement, the search statement and its parameters.
+    ) -> _Search:
+        """The settings statement, the search statement and the query vector.
 
-        Statements are cached per shape (k, filter, flags): the query vector is the
-        only parameter that changes between calls, so SQLAlchemy's compiled-statement
-        cache serves every call after the first. The settings statement is sent only
-        for settings that differ from the session's (the plain top-k sends none).
+        Statements are built and compiled once per shape (k, filter, flags): the query
+        vector is the only parameter that changes between calls. The settings
+        statement is sent only for settings that differ from the session's (the plain
+        top-k sends none).
         """
         assert state.collection_id is not None
         self._warn_if_unindexed(state)
         vector = as_vector(embedding, state.tables.spec.dimension)
         settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
         iterative = _tuning.supports_iterative(state.extension_version)
-        fetch = _tuning.fetch_size(settings, k, bool(filter))
+        fetch_rows = _tuning.fetch_size(settings, k, bool(filter))
         gucs = _tuning.resolve(
-            settings, candidates=fetch, filtered=bool(filter), iterative_supported=iterative
+            settings, candidates=fetch_rows, filtered=bool(filter), iterative_supported=iterative
         )
         resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
-        key = _statement_key(state, (k, fetch), filter, with_vectors, resort)
-        statement = self._statements.get(key) if key is not None else None
-        if statement is None:
+        key = _statement_key(state, (k, fetch_rows, dialect.is_async), filter, with_vectors, resort)
+        cached = self._statements.get(key) if key is not None else None
+        if cached is None:
             statement = _sql.search(
                 state.tables,
                 state.collection_id,
@@ -652,14 +672,15 @@ class PGVecStore(IndexMethods, VectorStore):
                 self._where(state, filter),
                 with_vectors=with_vectors,
                 resort=resort,
-                fetch=fetch,
+                fetch=fetch_rows,
             )
+            cached = statement, DriverStatement.compile(statement, dialect, _sql.QUERY)
             if key is not None:
                 if len(self._statements) >= _STATEMENT_CACHE:
                     self._statements.clear()
-                self._statements[key] = statement
+                self._statements[key] = cached
         prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
-        return prelude, statement, {"query": vector}
+        return _Search(prelude, cached[0], cached[1], vector)
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -733,11 +754,12 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        prelude, statement, params = self._search(
-            state, embedding, fetch_k, filter, kwargs, with_vectors=True
+        engine = self._engines.sync
+        search = self._search(
+            state, embedding, fetch_k, filter, kwargs, engine.dialect, with_vectors=True
         )
-        with read(self._engines.sync, prelude=prelude) as conn:
-            rows = conn.execute(statement, params).all()
+        with driver_read(engine, prelude=search.prelude) as driver:
+            rows = fetch(driver, search.driver, search.vector)
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
     async def amax_marginal_relevance_search_with_score_by_vector(
@@ -755,24 +777,25 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        prelude, statement, params = self._search(
-            state, embedding, fetch_k, filter, kwargs, with_vectors=True
+        engine = self._engines.async_
+        search = self._search(
+            state, embedding, fetch_k, filter, kwargs, engine.dialect, with_vectors=True
         )
-        async with aread(self._engines.async_, prelude=prelude) as conn:
-            rows = (await conn.execute(statement, params)).all()
+        async with adriver_read(engine, prelude=search.prelude) as driver:
+            rows = await afetch(driver, search.driver, search.vector)
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
     @staticmethod
     def _mmr(
         state: State,
         embedding: Sequence[float],
-        rows: Sequence[Row[Any]],
+        rows: Sequence[Sequence[Any]],
         k: int,
         lambda_mult: float,
     ) -> list[tuple[Document, float]]:
         if not rows:
             return []
-        candidates = decode_vectors([r.vec for r in rows], state.tables.spec.vector_type)
+        candidates = decode_vectors([r[4] for r in rows], state.tables.spec.vector_type)
         chosen = maximal_marginal_relevance(
             np.asarray(embedding, dtype=np.float32), candidates, k=k, lambda_mult=lambda_mult
         )
