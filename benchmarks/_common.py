@@ -28,8 +28,7 @@ import psycopg
 from langchain_core.embeddings import Embeddings
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, make_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATADIR = Path("/tmp/pgvec-bench")
@@ -549,17 +548,6 @@ def time_reps(
     return Stats(samples)
 
 
-def time_each(fn: Callable[[Any], object], items: Iterable[Any]) -> tuple[Stats, list[Any]]:
-    """Time ``fn(item)`` once per item; return the timings and the results."""
-    samples, results = [], []
-    for item in items:
-        start = time.perf_counter()
-        result = fn(item)
-        samples.append(time.perf_counter() - start)
-        results.append(result)
-    return Stats(samples), results
-
-
 @contextmanager
 def stopwatch() -> Iterator[list[float]]:
     """``with stopwatch() as t: ...`` then ``t[0]`` is the elapsed seconds."""
@@ -576,7 +564,7 @@ def stopwatch() -> Iterator[list[float]]:
 
 @dataclass
 class Statement:
-    """One statement a SQLAlchemy engine sent, with its parameters and row count."""
+    """One statement a psycopg cursor ran, with its parameters and row count."""
 
     sql: str
     parameters: Any
@@ -584,26 +572,44 @@ class Statement:
 
 
 class SqlCapture:
-    """Record every statement run through any SQLAlchemy Engine (sync or async).
+    """Record every statement any psycopg cursor (sync or async) runs.
 
-    Used outside the timed loops, to count the statements a call makes and the rows
-    its search statement returned (e.g. how many MMR candidates were fetched).
+    Captured at the driver, so statements a library sends around SQLAlchemy are seen
+    too. Used outside the timed loops, to count the statements a call makes and the
+    rows its search statement returned (e.g. how many MMR candidates were fetched).
     """
 
     def __init__(self) -> None:
         self.statements: list[Statement] = []
+        self._saved: tuple[Any, Any] | None = None
 
-    def _after(
-        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        self.statements.append(Statement(statement, parameters, cursor.rowcount))
+    def _record(self, cursor: Any, query: Any, params: Any) -> None:
+        if not isinstance(query, (str, bytes)):
+            query = query.as_string(cursor)
+        sql_text = query.decode() if isinstance(query, bytes) else query
+        self.statements.append(Statement(sql_text, params, cursor.rowcount))
 
     def __enter__(self) -> SqlCapture:
-        event.listen(Engine, "after_cursor_execute", self._after)
+        sync_execute, async_execute = psycopg.Cursor.execute, psycopg.AsyncCursor.execute
+        self._saved = (sync_execute, async_execute)
+
+        def execute(cursor: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            result = sync_execute(cursor, query, params, **kwargs)
+            self._record(cursor, query, params)
+            return result
+
+        async def aexecute(cursor: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            result = await async_execute(cursor, query, params, **kwargs)
+            self._record(cursor, query, params)
+            return result
+
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign,assignment]
+        psycopg.AsyncCursor.execute = aexecute  # type: ignore[method-assign,assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(Engine, "after_cursor_execute", self._after)
+        assert self._saved is not None
+        psycopg.Cursor.execute, psycopg.AsyncCursor.execute = self._saved  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------- reports

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +54,6 @@ from _common import (
     raw_rows,
     start_server,
     stopwatch,
-    time_each,
 )
 from psycopg import sql
 from psycopg.types.json import Json, Jsonb
@@ -214,8 +214,8 @@ def explain(url: str, main: str, params: Any, settings: Sequence[tuple[str, Any]
 _VECTOR_OPS = ("<=>", "<->", "<#>", "cosine_distance")
 
 
-def probe_sqlalchemy(url: str, call: Callable[[], object]) -> Probe:
-    """Run ``call`` once while recording the statements its SQLAlchemy engine sends."""
+def probe_calls(url: str, call: Callable[[], object]) -> Probe:
+    """Run ``call`` once while recording the statements it sends through psycopg."""
     with SqlCapture() as capture:
         call()
     statements = capture.statements
@@ -263,7 +263,7 @@ class System:
     def probe(self, config: Config) -> Probe:
         assert config.search is not None
         search = config.search
-        return probe_sqlalchemy(self.url, lambda: search(0))
+        return probe_calls(self.url, lambda: search(0))
 
     def close(self) -> None:
         """Release connections."""
@@ -532,7 +532,7 @@ class PGVectorStoreSystem(System):
     def default_mmr_probe(self) -> Probe:
         """MMR without fetch_k: how many candidates does its default fetch?"""
         q, k = self.work.query_lists, self.args.k
-        return probe_sqlalchemy(
+        return probe_calls(
             self.url, lambda: self.store.max_marginal_relevance_search_by_vector(q[0], k=k)
         )
 
@@ -602,28 +602,63 @@ SYSTEM_CLASSES: dict[str, type[System]] = {
 # -------------------------------------------------------------------- measuring
 
 
-def measure(system: System, phase: str, config: Config, work: Workload) -> Result:
-    result = Result(phase, system.name, config, note=config.note)
-    if config.search is None:
-        return result
-    search = config.search
-    try:
-        for i in range(min(work.args.warmup, len(work.queries))):
-            search(i)
-        stats, answers = time_each(search, range(len(work.queries)))
-        result.stats = stats
-        result.mean_results = float(np.mean([len(a) for a in answers]))
-        if config.kind in work.truth:
-            truth = work.truth[config.kind]
+def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload) -> list[Result]:
+    """Time every (system, query shape) of a phase, interleaved.
+
+    Query ``i`` runs on every shape before query ``i + 1``, starting from a different
+    shape each time, so that a change in machine load during the phase falls on all
+    systems alike rather than on whichever was measured then. Each system searches its
+    own table and index, so no shape warms another's caches.
+    """
+    results = [Result(phase, system.name, config, note=config.note) for system, config in items]
+    live = [j for j, (_, config) in enumerate(items) if config.search is not None]
+    samples: dict[int, list[float]] = {j: [] for j in live}
+    answers: dict[int, list[list[int]]] = {j: [] for j in live}
+
+    def run(j: int, i: int) -> None:
+        search = items[j][1].search
+        assert search is not None
+        start = time.perf_counter()
+        answer = search(i)
+        samples[j].append(time.perf_counter() - start)
+        answers[j].append(answer)
+
+    failed: set[int] = set()
+    for j in live:
+        try:
+            for i in range(min(work.args.warmup, len(work.queries))):
+                items[j][1].search(i)  # type: ignore[misc]
+        except Exception as exc:
+            results[j].note = _error(exc)
+            failed.add(j)
+    for i in range(len(work.queries)):
+        for offset in range(len(live)):
+            j = live[(i + offset) % len(live)]
+            if j in failed:
+                continue
+            try:
+                run(j, i)
+            except Exception as exc:
+                results[j].note = _error(exc)
+                failed.add(j)
+    for j in live:
+        if j in failed:
+            continue
+        result, kind = results[j], items[j][1].kind
+        result.stats = Stats(samples[j])
+        result.mean_results = float(np.mean([len(a) for a in answers[j]]))
+        if kind in work.truth:
+            truth = work.truth[kind]
             hits = [
                 len(set(a[: work.args.k]) & set(truth[i].tolist())) / len(truth[i])
-                for i, a in enumerate(answers)
+                for i, a in enumerate(answers[j])
             ]
             result.recall = float(np.mean(hits))
-        result.probe = system.probe(config)
-    except Exception as exc:
-        result.note = _error(exc)
-    return result
+        try:
+            result.probe = items[j][0].probe(items[j][1])
+        except Exception as exc:
+            result.note = _error(exc)
+    return results
 
 
 def ratio_of(result: Result, results: list[Result]) -> float | None:
@@ -691,6 +726,7 @@ def main() -> None:
         results: list[Result] = []
         builds: list[list[str]] = []
         for phase in args.phases:
+            measured: list[tuple[System, Config]] = []
             for system in systems:
                 if phase == "hnsw":
                     report.progress(f"building HNSW for {system.name}")
@@ -705,9 +741,9 @@ def main() -> None:
                             results.append(Result(phase, system.name, config, note="no index"))
                         continue
                     maintenance(url, "ANALYZE")
-                for config in system.configs(phase):
-                    report.progress(f"{phase}: {system.name}: {config.label}")
-                    results.append(measure(system, phase, config, work))
+                measured += [(system, config) for config in system.configs(phase)]
+            report.progress(f"{phase}: {len(measured)} query shapes, interleaved")
+            results += measure_phase(measured, phase, work)
 
         if builds:
             report.add("## HNSW build", "")

@@ -474,3 +474,57 @@ def test_range_filters_use_indexes_in_generic_plans(
         )
         text = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Scan using {large_table.name}_n " in text, text
+
+
+# ------------------------------------------------------------- through the store's search
+
+STORE_FILTERS = 150
+
+
+async def test_store_searches_apply_random_filters_like_the_reference(
+    pg_url: str, run: Any, collection_name: str, unicode_case: bool
+) -> None:
+    """The same random filters through ``similarity_search`` and MMR (which run a
+    statement compiled once for the driver, the keys inline) and through ``get``:
+    all three agree with the reference, hostile keys and LIKE patterns included."""
+    from langchain_pgvec import HashingEmbeddings, PGVecStore
+
+    rng = random.Random(20261122)
+    documents = {i: random_document(rng) for i in range(1, 121)}
+    store = PGVecStore(
+        HashingEmbeddings(dimension=16),
+        connection=pg_url,
+        collection_name=collection_name,
+        embedding_table="filter_store_16",
+    )
+    ids = [str(i) for i in documents]
+    await run(
+        store, "add_texts", [f"doc {i}" for i in documents], list(documents.values()), ids=ids
+    )
+    maker = FilterMaker(11, documents)
+    query = store.embeddings.embed_query("doc")
+    try:
+        for _ in range(STORE_FILTERS):
+            filter = maker.filter()
+            expected = {
+                str(i)
+                for i, m in documents.items()
+                if matches(filter, m, unicode_case=unicode_case)
+            }
+            found = await run(store, "similarity_search_by_vector", query, k=200, filter=filter)
+            assert {d.id for d in found} == expected, filter
+            assert len(found) == len(expected)
+            if expected:
+                picked = await run(
+                    store,
+                    "max_marginal_relevance_search_by_vector",
+                    query,
+                    k=3,
+                    fetch_k=200,
+                    filter=filter,
+                )
+                assert {d.id for d in picked} <= expected and len(picked) == min(3, len(expected))
+            assert {d.id for d in await run(store, "get", filter)} == expected
+    finally:
+        await run(store, "delete_collection")
+        await store.aclose()

@@ -238,6 +238,31 @@ async def test_filtered_search_sorts_again_by_exact_distance(
     assert scores == sorted(scores)
 
 
+def test_filtered_searches_are_planned_with_their_filter_values(
+    make_store: Any, pg_url: str
+) -> None:
+    """A search with a filter is never a prepared statement (whose generic plan cannot
+    see the filter's selectivity); the unfiltered top-k, with only the vector bound,
+    is prepared once psycopg has seen it a few times."""
+    one = create_engine(pg_url, pool_size=1, max_overflow=0)
+    try:
+        store = make_store(connection=one)
+        vectors = unit_rows(60)
+        tags = [{"tag": "a" if i % 3 else "b"} for i in range(60)]
+        store.add_embeddings([f"d{i}" for i in range(60)], vectors, tags)
+        for i in range(8):
+            assert len(store.similarity_search_by_vector(vectors[i].tolist(), k=5)) == 5
+            found = store.similarity_search_by_vector(vectors[i].tolist(), k=5, filter={"tag": "b"})
+            assert [d.metadata for d in found] == [{"tag": "b"}] * 5
+        with one.connect() as conn:  # the pool's only connection: the one searches used
+            prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+            statements = list(prepared.scalars())
+        assert [s for s in statements if "<=>" in s and "@>" not in s]
+        assert not [s for s in statements if "@>" in s]
+    finally:
+        one.dispose()
+
+
 async def test_per_collection_partial_index_serves_only_its_collection(
     make_store: Any, run: Runner, engine: Engine
 ) -> None:
