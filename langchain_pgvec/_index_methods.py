@@ -31,7 +31,7 @@ from sqlalchemy.sql.base import Executable
 from tqdm import tqdm
 
 from . import _indexes
-from ._engine import Engines, abegin, begin
+from ._engine import Engines, abegin, afetch, begin, fetch
 from ._errors import InvalidInputError, SchemaError
 from ._filters import IndexKind
 from ._indexes import (
@@ -305,6 +305,8 @@ class IndexMethods:
             *,
             with_vectors: bool = False,
         ) -> Any: ...
+
+        def _judged(self, search: Any, plan: Sequence[Sequence[Any]]) -> Any: ...
 
     # ------------------------------------------------------------------ vector indexes
 
@@ -615,7 +617,7 @@ class IndexMethods:
         mmr: bool,
         fetch_k: int,
         search_kwargs: dict[str, Any],
-    ) -> tuple[Any, Explain, dict[str, Any]]:
+    ) -> Any:
         state = _existing_state(state, self._spec, "explain()")
         if state.collection_id is None:
             raise SchemaError(
@@ -625,7 +627,7 @@ class IndexMethods:
             )
         kwargs = dict(search_kwargs)
         kwargs.pop("lambda_mult", None)
-        search = self._search(
+        return self._search(
             state,
             vector,
             fetch_k if mmr else k,
@@ -634,7 +636,6 @@ class IndexMethods:
             self._engines.dialect,
             with_vectors=mmr,
         )
-        return search.prelude, Explain(search.statement, analyze=analyze), {QUERY: search.vector}
 
     @staticmethod
     def _explain_args(query: object, k: int, mmr: bool, fetch_k: int) -> None:
@@ -682,11 +683,15 @@ class IndexMethods:
         """
         self._explain_args(query, k, mmr, fetch_k)
         vector = self.embeddings.embed_query(query) if isinstance(query, str) else query
-        prelude, statement, params = self._explained(
+        search = self._explained(
             self._ensure(len(vector)), vector, k, filter, analyze, mmr, fetch_k, search_kwargs
         )
-        with begin(self._engines.sync, prelude=prelude) as conn:
-            return _plan_text(conn.execute(statement, params))
+        with begin(self._engines.sync, prelude=search.prelude) as conn:
+            if search.estimate is not None:  # the search would first ask this too
+                driver: Any = conn.connection.driver_connection
+                search = self._judged(search, fetch(driver, search.estimate, None))
+            explained = Explain(search.statement, analyze=analyze)
+            return _plan_text(conn.execute(explained, {QUERY: search.vector}))
 
     async def aexplain(
         self,
@@ -702,7 +707,7 @@ class IndexMethods:
         """Async twin of :meth:`explain`."""
         self._explain_args(query, k, mmr, fetch_k)
         vector = await self.embeddings.aembed_query(query) if isinstance(query, str) else query
-        prelude, statement, params = self._explained(
+        search = self._explained(
             await self._aensure(len(vector)),
             vector,
             k,
@@ -712,8 +717,12 @@ class IndexMethods:
             fetch_k,
             search_kwargs,
         )
-        async with abegin(self._engines.async_, prelude=prelude) as conn:
-            return _plan_text(await conn.execute(statement, params))
+        async with abegin(self._engines.async_, prelude=search.prelude) as conn:
+            if search.estimate is not None:
+                adriver: Any = (await conn.get_raw_connection()).driver_connection
+                search = self._judged(search, await afetch(adriver, search.estimate, None))
+            explained = Explain(search.statement, analyze=analyze)
+            return _plan_text(await conn.execute(explained, {QUERY: search.vector}))
 
     # ------------------------------------------------------------------ guidance
 

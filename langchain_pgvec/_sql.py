@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import Insert as PGInsert
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql import ColumnElement
 
-from ._indexes import DistanceStrategy
+from ._indexes import DistanceStrategy, Explain
 from ._schema import Tables, send_function, vector_column_type
 
 
@@ -134,6 +134,7 @@ def search(
     with_vectors: bool = False,
     resort: bool = False,
     fetch: int | None = None,
+    exact: bool = False,
 ) -> Select[Any]:
     """The ``k`` nearest documents: id, content, metadata, distance (and embedding bytes).
 
@@ -143,17 +144,20 @@ def search(
     of order). With ``with_vectors``, embeddings are encoded (``vector_send``) in an
     outer query, for the ``k`` rows only rather than for every row scanned. With
     ``fetch`` > ``k``, the index is asked for ``fetch`` rows and the ``k`` nearest of
-    them by exact distance are kept.
+    them by exact distance are kept. With ``exact``, the order is one no vector index
+    can serve: the rows matching ``where`` (found by their own indexes) are ranked by
+    exact distance.
     """
     table = tables.embedding
     distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if with_vectors:
         columns.append(table.c.embedding)
-    fetch = max(k, fetch or k)
-    nearest = (
-        select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(inline(fetch))
-    )
+    fetch = k if exact else max(k, fetch or k)
+    order = distance + literal(0.0) if exact else distance
+    nearest = select(*columns).where(scope(tables, cid, where)).order_by(order).limit(inline(fetch))
+    if exact and not with_vectors:
+        return nearest
     if not (resort or with_vectors or fetch > k):
         return nearest
     inner = nearest.subquery("nearest")
@@ -162,8 +166,16 @@ def search(
         outer.append(send_function(tables.spec.vector_type, inner.c.embedding).label("vec"))
     # "+ 0": the planner would otherwise trust the inner ORDER BY and skip this sort,
     # which a relaxed iterative scan needs (pgvector's documented form)
-    exact = select(*outer).order_by(inner.c.distance + literal(0.0))
-    return exact if fetch == k else exact.limit(inline(k))
+    ranked = select(*outer).order_by(inner.c.distance + literal(0.0))
+    return ranked if fetch == k else ranked.limit(inline(k))
+
+
+def matching_rows_plan(
+    tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None
+) -> Explain:
+    """EXPLAIN of the collection's rows matching ``where``: its first line holds the
+    planner's estimate of how many there are (``rows=N``)."""
+    return Explain(select(literal(1)).where(scope(tables, cid, where)))
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:

@@ -12,6 +12,8 @@ import asyncio
 import dataclasses
 import json
 import math
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,17 +91,25 @@ class _Search(NamedTuple):
     statement: Any  # the SQLAlchemy statement (for explain)
     driver: DriverStatement  # the same, compiled for psycopg
     vector: np.ndarray
+    # a filter not judged lately: how many rows it matches (EXPLAIN), the key to
+    # remember the answer by, and the exact search to run instead if they are few
+    estimate: DriverStatement | None = None
+    estimate_key: Any = None
+    exact: tuple[Any, DriverStatement] | None = None
+    threshold: int = 0
 
 
-def _statement_key(
-    state: State, k: Any, filter: Filter | None, with_vectors: bool, resort: bool
-) -> tuple[Any, ...] | None:
-    """What identifies a built search statement (None: do not cache this one)."""
+def _filter_key(filter: Filter | None) -> str | None:
+    """The filter as canonical JSON ("" for none; None: not JSON, never cached)."""
     try:
-        shape = json.dumps(filter, sort_keys=True, allow_nan=False) if filter else ""
+        return json.dumps(filter, sort_keys=True, allow_nan=False) if filter else ""
     except (TypeError, ValueError):
-        return None  # not JSON: let the filter compiler say what is wrong
-    return (state.tables.spec, state.collection_id, k, with_vectors, resort, shape)
+        return None  # let the filter compiler say what is wrong
+
+
+#: seconds a planner's estimate of a filter's matching rows is trusted
+_ESTIMATE_TTL = 60.0
+_ROWS = re.compile(r"rows=(\d+)")
 
 
 def _check_k(k: int, name: str = "k") -> None:
@@ -195,6 +205,7 @@ class PGVecStore(IndexMethods, VectorStore):
         self._engines = Engines(connection, engine_kwargs)
         self._state: State | None = None
         self._statements: dict[tuple[Any, ...], Any] = {}
+        self._estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -617,6 +628,8 @@ class PGVecStore(IndexMethods, VectorStore):
         engine = self._engines.sync
         search = self._search(state, embedding, k, filter, kwargs, engine.dialect)
         with driver_read(engine, prelude=search.prelude) as driver:
+            if search.estimate is not None:
+                search = self._judged(search, fetch(driver, search.estimate, None))
             return _scored(fetch(driver, search.driver, search.vector))
 
     async def asimilarity_search_with_score_by_vector(
@@ -630,6 +643,8 @@ class PGVecStore(IndexMethods, VectorStore):
         engine = self._engines.async_
         search = self._search(state, embedding, k, filter, kwargs, engine.dialect)
         async with adriver_read(engine, prelude=search.prelude) as driver:
+            if search.estimate is not None:
+                search = self._judged(search, await afetch(driver, search.estimate, None))
             return _scored(await afetch(driver, search.driver, search.vector))
 
     def _search(
@@ -648,39 +663,105 @@ class PGVecStore(IndexMethods, VectorStore):
         Statements are built and compiled once per shape (k, filter, flags): the query
         vector is the only parameter that changes between calls. The settings
         statement is sent only for settings that differ from the session's (the plain
-        top-k sends none).
+        top-k sends none). A filtered search is exact, without settings, when the
+        filter is known to match few rows; when that is not known (or was learnt over
+        a minute ago), the search carries the EXPLAIN that tells, see :meth:`_judged`.
         """
         assert state.collection_id is not None
         self._warn_if_unindexed(state)
         vector = as_vector(embedding, state.tables.spec.dimension)
         settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
+        shape = _filter_key(filter)
+        where = self._where(state, filter)
+        threshold = _tuning.exact_below(settings) if filter else 0
+        estimate_key = (state.tables.spec, state.collection_id, shape)
+        known = self._estimates.get(estimate_key) if threshold and shape is not None else None
+        fresh = known is not None and time.monotonic() - known[0] < _ESTIMATE_TTL
+        if fresh and known is not None and known[1] <= threshold:
+            exact = self._statement(state, vector, k, where, shape, dialect, with_vectors, True)
+            return _Search(None, exact[0], exact[1], vector)
+
         iterative = _tuning.supports_iterative(state.extension_version)
         fetch_rows = _tuning.fetch_size(settings, k, bool(filter))
         gucs = _tuning.resolve(
             settings, candidates=fetch_rows, filtered=bool(filter), iterative_supported=iterative
         )
         resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
-        key = _statement_key(state, (k, fetch_rows, dialect.is_async), filter, with_vectors, resort)
-        cached = self._statements.get(key) if key is not None else None
-        if cached is None:
-            statement = _sql.search(
-                state.tables,
-                state.collection_id,
-                self.distance_strategy,
-                vector,
-                k,
-                self._where(state, filter),
-                with_vectors=with_vectors,
-                resort=resort,
-                fetch=fetch_rows,
-            )
-            cached = statement, DriverStatement.compile(statement, dialect, _sql.QUERY)
-            if key is not None:
-                if len(self._statements) >= _STATEMENT_CACHE:
-                    self._statements.clear()
-                self._statements[key] = cached
+        approx = self._statement(
+            state, vector, (k, fetch_rows, resort), where, shape, dialect, with_vectors, False
+        )
         prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
-        return _Search(prelude, cached[0], cached[1], vector)
+        if not threshold or fresh:
+            return _Search(prelude, approx[0], approx[1], vector)
+        plan = _sql.matching_rows_plan(state.tables, state.collection_id, where)
+        return _Search(
+            prelude,
+            approx[0],
+            approx[1],
+            vector,
+            estimate=DriverStatement.compile(plan, dialect, _sql.QUERY),
+            estimate_key=estimate_key if shape is not None else None,
+            exact=self._statement(state, vector, k, where, shape, dialect, with_vectors, True),
+            threshold=threshold,
+        )
+
+    def _statement(
+        self,
+        state: State,
+        vector: np.ndarray,
+        size: Any,
+        where: ColumnElement[bool] | None,
+        shape: str | None,
+        dialect: Dialect,
+        with_vectors: bool,
+        exact: bool,
+    ) -> tuple[Any, DriverStatement]:
+        """A search statement and its compiled form, cached by shape.
+
+        ``size`` is ``k`` for an exact search, ``(k, fetch, resort)`` for an index one.
+        """
+        assert state.collection_id is not None
+        key: tuple[Any, ...] | None = None
+        if shape is not None:
+            spec, cid = state.tables.spec, state.collection_id
+            key = (spec, cid, size, shape, with_vectors, exact, dialect.is_async)
+        cached = self._statements.get(key) if key is not None else None
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        k, fetch_rows, resort = (size, size, False) if exact else size
+        statement = _sql.search(
+            state.tables,
+            state.collection_id,
+            self.distance_strategy,
+            vector,
+            k,
+            where,
+            with_vectors=with_vectors,
+            resort=resort,
+            fetch=fetch_rows,
+            exact=exact,
+        )
+        compiled = statement, DriverStatement.compile(statement, dialect, _sql.QUERY)
+        if key is not None:
+            if len(self._statements) >= _STATEMENT_CACHE:
+                self._statements.clear()
+            self._statements[key] = compiled
+        return compiled
+
+    def _judged(self, search: _Search, plan: Sequence[Sequence[Any]]) -> _Search:
+        """The search to run once the filter's estimated row count (``plan``, the
+        EXPLAIN's lines) is known: the exact one if the rows are few."""
+        found = _ROWS.search(str(plan[0][0])) if plan else None
+        rows = int(found.group(1)) if found else None
+        if rows is None or search.exact is None:
+            return search
+        if search.estimate_key is not None:
+            if len(self._estimates) >= _STATEMENT_CACHE:
+                self._estimates.clear()
+            self._estimates[search.estimate_key] = (time.monotonic(), rows)
+        if rows > search.threshold:
+            return search
+        return search._replace(statement=search.exact[0], driver=search.exact[1])
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -759,6 +840,8 @@ class PGVecStore(IndexMethods, VectorStore):
             state, embedding, fetch_k, filter, kwargs, engine.dialect, with_vectors=True
         )
         with driver_read(engine, prelude=search.prelude) as driver:
+            if search.estimate is not None:
+                search = self._judged(search, fetch(driver, search.estimate, None))
             rows = fetch(driver, search.driver, search.vector)
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
@@ -782,6 +865,8 @@ class PGVecStore(IndexMethods, VectorStore):
             state, embedding, fetch_k, filter, kwargs, engine.dialect, with_vectors=True
         )
         async with adriver_read(engine, prelude=search.prelude) as driver:
+            if search.estimate is not None:
+                search = self._judged(search, await afetch(driver, search.estimate, None))
             rows = await afetch(driver, search.driver, search.vector)
         return self._mmr(state, embedding, rows, k, lambda_mult)
 

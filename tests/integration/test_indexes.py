@@ -31,6 +31,7 @@ from langchain_pgvec import (
     IVFFlat,
     PGVecStore,
     SchemaError,
+    SearchSettings,
 )
 from langchain_pgvec._indexes import IndexInfo, PerformanceWarning
 
@@ -199,13 +200,16 @@ async def test_filtered_hnsw_search_returns_k_in_exact_distance_order(
     analyze(engine, store)
     query = unit_rows(1, seed=9)[0]
     rare = {"g": {"$lt": 1}}  # 2% of the rows; no index serves the filter itself
+    index = {"exact_below": 0}  # the vector index whatever the filter's selectivity
 
-    plan = await run(store, "explain", query.tolist(), 10, rare, analyze=True)
+    plan = await run(store, "explain", query.tolist(), 10, rare, analyze=True, **index)
     assert f"Index Scan using {name}" in plan
     # the iterative scan went on until 10 rows passed the filter
     assert re.search(r"actual time=\S+ rows=10\b", plan.splitlines()[0]), plan
 
-    pairs = await run(store, "similarity_search_with_score_by_vector", query.tolist(), 10, rare)
+    pairs = await run(
+        store, "similarity_search_with_score_by_vector", query.tolist(), 10, rare, **index
+    )
     assert len(pairs) == 10
     assert all(doc.metadata["g"] == 0 for doc, _ in pairs)
     scores = [score for _, score in pairs]
@@ -213,8 +217,41 @@ async def test_filtered_hnsw_search_returns_k_in_exact_distance_order(
     exact = 1.0 - vectors[rows] @ query
     np.testing.assert_allclose(scores, exact, atol=1e-5)
     # and equality filters (GIN) too
-    docs = await run(store, "similarity_search_by_vector", query.tolist(), 10, {"g": 7})
+    docs = await run(store, "similarity_search_by_vector", query.tolist(), 10, {"g": 7}, **index)
     assert len(docs) == 10 and {d.metadata["g"] for d in docs} == {7}
+
+
+async def test_selective_filters_are_answered_exactly_without_the_index(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    metadatas = [{"g": i % 50, "half": i % 2} for i in range(2500)]
+    vectors = await load(run, store, 2500, metadatas=metadatas)
+    name = await run(store, "create_index", SMALL_HNSW)
+    analyze(engine, store)
+    queries = unit_rows(20, seed=11)
+    rare = {"g": 3}  # 50 rows: the planner knows they are few
+
+    plan = await run(store, "explain", queries[0].tolist(), 10, rare)
+    assert name not in plan and "Sort" in plan  # the filter's rows, ranked exactly
+    for query in queries:  # every answer is the exact one
+        found = await run(store, "similarity_search_by_vector", query.tolist(), 10, rare)
+        rows = [i for i in range(2500) if i % 50 == 3]
+        best = sorted(rows, key=lambda i: float(1.0 - vectors[i] @ query))[:10]
+        assert [d.id for d in found] == [f"0-{i}" for i in best]
+        picked = await run(
+            store, "max_marginal_relevance_search_by_vector", query.tolist(), 3, 20, 0.5, rare
+        )
+        assert len(picked) == 3 and {d.metadata["g"] for d in picked} == {3}
+
+    # the threshold is a setting, per call or per store: half the rows (1,250) are
+    # more than 100, so the index serves them
+    half = {"half": 1}
+    assert name not in await run(store, "explain", queries[0].tolist(), 10, half)
+    assert name in await run(store, "explain", queries[0].tolist(), 10, half, exact_below=100)
+    suffix = store._spec.embedding_table.split("_")[-1]
+    strict = make_store(tables=suffix, search_settings=SearchSettings(exact_below=100))
+    assert name in await run(strict, "explain", queries[0].tolist(), 10, half)
 
 
 async def test_filtered_search_sorts_again_by_exact_distance(
@@ -225,14 +262,26 @@ async def test_filtered_search_sorts_again_by_exact_distance(
     name = await run(store, "create_index", SMALL_HNSW)
     analyze(engine, store)
     plan = await run(
-        store, "explain", [1.0] * DIM, 10, {"g": {"$lt": 1}}, ef_search=10, overfetch=1
+        store,
+        "explain",
+        [1.0] * DIM,
+        10,
+        {"g": {"$lt": 1}},
+        ef_search=10,
+        overfetch=1,
+        exact_below=0,
     )
     lines = plan.splitlines()
     scan = next(i for i, line in enumerate(lines) if f"Index Scan using {name}" in line)
     # relaxed_order returns the index's rows nearly in order; a Sort must follow the scan
     assert any("Sort" in line for line in lines[:scan]), plan
     pairs = await run(
-        store, "similarity_search_with_score_by_vector", [1.0] * DIM, 10, {"g": {"$lt": 1}}
+        store,
+        "similarity_search_with_score_by_vector",
+        [1.0] * DIM,
+        10,
+        {"g": {"$lt": 1}},
+        exact_below=0,
     )
     scores = [score for _, score in pairs]
     assert scores == sorted(scores)
@@ -371,6 +420,9 @@ async def test_errors_say_what_to_do(make_store: Any, run: Runner, engine: Engin
     await load(run, store, 50)
     with pytest.raises(InvalidInputError, match="k must be"):
         await run(store, "explain", [0.0] * DIM, k=0)
+    for bad in (-1, True, 2.5):
+        with pytest.raises(InvalidInputError, match="exact_below must be a non-negative"):
+            await run(store, "similarity_search_by_vector", [0.0] * DIM, 2, exact_below=bad)
     await run(store, "create_index", HNSW(m=16), name="custom")
     with pytest.raises(SchemaError, match=r"another definition.*drop_index\('custom'\)"):
         await run(store, "create_index", HNSW(m=8, ef_construction=64), name="custom")
