@@ -8,9 +8,9 @@ Shows, on 5,000 documents loaded from a precomputed float32 matrix
 - ``list_indexes()``: name, method, opclass, size, options;
 - recall@10 against exact search (computed with numpy) for several ``ef_search``
   values, passed per call;
-- a selective filter on an HNSW search: with iterative index scans (pgvector >= 0.8,
-  the store's default for filtered queries) it still returns ``k`` rows, without
-  them it can return fewer;
+- a selective filter: through the HNSW index with iterative index scans (pgvector
+  >= 0.8) it still returns ``k`` rows, without them it can return fewer; by default
+  the store ranks the few matching rows exactly instead;
 - ``create_metadata_index("year", "number")`` for range filters.
 
 The indexes live on a table of their own so the other examples never see them.
@@ -152,17 +152,21 @@ def main() -> None:
         elapsed = (time.perf_counter() - started) / len(queries) * 1000
         print(f"  ef_search={ef_search:<4} recall {hits / total:6.1%}   {elapsed:5.1f} ms/query")
 
-    # a selective range filter: 1 row in 50 matches (and no metadata index serves it, so
-    # the planner walks the HNSW index and filters what it returns)
+    # a selective range filter: 1 row in 50 matches. By default the store sees (from the
+    # planner's estimate) that few rows match and ranks them all exactly; exact_below=0
+    # forces the HNSW index, which walks the graph and filters what it returns
     selective = {"n": {"$lt": 100}}
-    strict = store.similarity_search(query, k=K, filter=selective, iterative_scan="off")
-    relaxed = store.similarity_search(query, k=K, filter=selective)
+    index = {"exact_below": 0}
+    strict = store.similarity_search(query, k=K, filter=selective, iterative_scan="off", **index)
+    relaxed = store.similarity_search(query, k=K, filter=selective, **index)
+    exact = store.similarity_search(query, k=K, filter=selective)
     print(f"\nfilter {selective} (2% of rows), k={K}:")
     print(
-        f"  without iterative scans: {len(strict)} rows (the index's ef_search candidates, "
-        "then the filter)"
+        f"  HNSW without iterative scans: {len(strict)} rows (the index's ef_search "
+        "candidates, then the filter)"
     )
-    print(f"  with them (the default): {len(relaxed)} rows")
+    print(f"  HNSW with them: {len(relaxed)} rows")
+    print(f"  the default (few rows match: ranked exactly, no index): {len(exact)} rows")
 
     name = store.create_metadata_index("year", "number")
     recent = store.count(filter={"year": {"$gte": 2020}})

@@ -164,12 +164,17 @@ class Engines:
                 engine.dispose()
 
 
-def _socket_readable(fd: int) -> bool:
-    if hasattr(select, "poll"):  # no FD_SETSIZE limit
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(0))
-    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
+_POLLER = "langchain_pgvec.poller"
+
+
+def _socket_readable(fd: int, info: dict[str, Any]) -> bool:
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows
+        return bool(select.select([fd], [], [], 0)[0])
+    known = info.get(_POLLER)  # one per pooled connection (info goes with it)
+    if known is None or known[0] != fd:
+        known = info[_POLLER] = (fd, select.poll())  # no FD_SETSIZE limit, unlike select()
+        known[1].register(fd, select.POLLIN)
+    return bool(known[1].poll(0))
 
 
 def check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -182,7 +187,7 @@ def check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """
     driver = proxy.driver_connection
     try:
-        dead = driver.closed or driver.broken or _socket_readable(driver.pgconn.socket)
+        dead = driver.closed or driver.broken or _socket_readable(driver.pgconn.socket, record.info)
     except (psycopg.Error, OSError, ValueError):
         dead = True
     if dead:

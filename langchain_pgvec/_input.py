@@ -105,15 +105,33 @@ def as_matrix(vectors: Any, *, rows: int | None = None, what: str = "embeddings"
 
 
 def as_vector(vector: Any, dimension: int | None) -> np.ndarray:
-    """One query vector as float32, checked against the table's dimension."""
-    matrix = as_matrix([vector], what="query embedding")
-    if dimension is not None and matrix.shape[1] != dimension:
+    """One query vector as contiguous float32, checked against the table's dimension.
+
+    On every search, so cheap: one conversion (none for a float32 array) and one check.
+    """
+    try:
+        row = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"the query embedding must be a sequence of numbers or a 1-D numpy array ({exc})"
+        ) from exc
+    if row.ndim != 1 or row.size == 0:
+        raise InvalidInputError(
+            "the query embedding must be one non-empty vector (a flat sequence of numbers), "
+            f"got an array of shape {row.shape}"
+        )
+    if dimension is not None and row.shape[0] != dimension:
         raise DimensionMismatchError(
-            f"the query embedding has {matrix.shape[1]} dimensions but the table stores "
+            f"the query embedding has {row.shape[0]} dimensions but the table stores "
             f"{dimension}; embed queries with the model the documents were embedded with"
         )
-    row: np.ndarray = matrix[0]
-    return row
+    if not np.isfinite(row).all():
+        raise InvalidInputError(
+            "the query embedding holds NaN or infinity, which no distance can be computed "
+            "from; check the embedding model's output for this query"
+        )
+    contiguous: np.ndarray = np.ascontiguousarray(row)
+    return contiguous
 
 
 def unstorable(value: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -672,7 +673,9 @@ class PGVecStore(IndexMethods, VectorStore):
         vector = as_vector(embedding, state.tables.spec.dimension)
         settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
         shape = _filter_key(filter)
-        where = self._where(state, filter)
+        # compiled (and validated) only when a statement is built: a cached shape was
+        # built from a filter with the same JSON, which compiles the same
+        where = functools.cache(lambda: self._where(state, filter))
         threshold = _tuning.exact_below(settings) if filter else 0
         estimate_key = (state.tables.spec, state.collection_id, shape)
         known = self._estimates.get(estimate_key) if threshold and shape is not None else None
@@ -693,7 +696,7 @@ class PGVecStore(IndexMethods, VectorStore):
         prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
         if not threshold or fresh:
             return _Search(prelude, approx[0], approx[1], vector)
-        plan = _sql.matching_rows_plan(state.tables, state.collection_id, where)
+        plan = _sql.matching_rows_plan(state.tables, state.collection_id, where())
         return _Search(
             prelude,
             approx[0],
@@ -710,7 +713,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state: State,
         vector: np.ndarray,
         size: Any,
-        where: ColumnElement[bool] | None,
+        where: Callable[[], ColumnElement[bool] | None],
         shape: str | None,
         dialect: Dialect,
         with_vectors: bool,
@@ -735,7 +738,7 @@ class PGVecStore(IndexMethods, VectorStore):
             self.distance_strategy,
             vector,
             k,
-            where,
+            where(),
             with_vectors=with_vectors,
             resort=resort,
             fetch=fetch_rows,

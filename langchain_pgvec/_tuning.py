@@ -21,6 +21,7 @@ Defaults, chosen so that approximate search returns what was asked:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -175,9 +176,13 @@ def changes(gucs: dict[str, str], current: dict[str, str]) -> dict[str, str]:
 
 def set_local(gucs: dict[str, str]) -> Select[Any] | None:
     """One statement setting every GUC for the current transaction only."""
-    if not gucs:
-        return None
-    return select(*(func.set_config(name, value, True) for name, value in gucs.items()))
+    return _set_local(tuple(gucs.items())) if gucs else None
+
+
+@functools.lru_cache(maxsize=128)
+def _set_local(items: tuple[tuple[str, str], ...]) -> Select[Any]:
+    # the same few combinations recur on every filtered search: build each once
+    return select(*(func.set_config(name, value, True) for name, value in items))
 
 
 def supports_iterative(extension_version: str) -> bool:

@@ -241,6 +241,35 @@ async def test_dimension_mismatch_names_table_and_fix(make_store: Any, run: Runn
     assert "embedding_table" in message
 
 
+BAD_QUERIES = [
+    (
+        "wrong dimension",
+        [0.1] * (DIM + 3),
+        "stores 16-dimensional vectors, but the embedding has 19",
+    ),
+    ("nan", [0.1] * (DIM - 1) + [math.nan], "NaN or infinity"),
+    ("infinity", np.full(DIM, np.inf, dtype=np.float32), "NaN or infinity"),
+    ("inf minus inf", [math.inf, -math.inf] + [0.0] * (DIM - 2), "NaN or infinity"),
+    ("2-D", [[0.1] * DIM], "but the embedding has 1"),
+    ("empty", [], "but the embedding has 0"),
+    ("text", ["a"] * DIM, "sequence of numbers"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_QUERIES, ids=[c[0] for c in BAD_QUERIES])
+async def test_bad_query_vectors_are_rejected(
+    store: PGVecStore, run: Runner, case: tuple[str, Any, str]
+) -> None:
+    _, query, message = case
+    await run(store, "add_texts", ["a"])
+    for method in ("similarity_search_by_vector", "max_marginal_relevance_search_by_vector"):
+        with pytest.raises(InvalidInputError, match=message):
+            await run(store, method, query)
+    # the largest float32 values are finite, and fine
+    big = np.full(DIM, np.finfo(np.float32).max, dtype=np.float32)
+    assert len(await run(store, "similarity_search_by_vector", big, k=1)) == 1
+
+
 async def test_query_dimension_mismatch(store: PGVecStore, run: Runner) -> None:
     await run(store, "add_texts", ["a"])
     with pytest.raises(DimensionMismatchError):
