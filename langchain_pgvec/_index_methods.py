@@ -687,9 +687,9 @@ class IndexMethods:
             self._ensure(len(vector)), vector, k, filter, analyze, mmr, fetch_k, search_kwargs
         )
         with begin(self._engines.sync, prelude=search.prelude) as conn:
-            if search.estimate is not None:  # the search would first ask this too
-                driver: Any = conn.connection.driver_connection
-                search = self._judged(search, fetch(driver, search.estimate, None))
+            driver: Any = conn.connection.driver_connection
+            while search.probe is not None:  # the search would first ask this too
+                search = self._judged(search, fetch(driver, search.probe, None))
             explained = Explain(search.statement, analyze=analyze)
             return _plan_text(conn.execute(explained, {QUERY: search.vector}))
 
@@ -718,9 +718,9 @@ class IndexMethods:
             search_kwargs,
         )
         async with abegin(self._engines.async_, prelude=search.prelude) as conn:
-            if search.estimate is not None:
-                adriver: Any = (await conn.get_raw_connection()).driver_connection
-                search = self._judged(search, await afetch(adriver, search.estimate, None))
+            adriver: Any = (await conn.get_raw_connection()).driver_connection
+            while search.probe is not None:
+                search = self._judged(search, await afetch(adriver, search.probe, None))
             explained = Explain(search.statement, analyze=analyze)
             return _plan_text(await conn.execute(explained, {QUERY: search.vector}))
 

@@ -178,6 +178,14 @@ def matching_rows_plan(
     return Explain(select(literal(1)).where(scope(tables, cid, where)))
 
 
+def matching_rows_count(
+    tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None, cap: int
+) -> Select[Any]:
+    """How many of the collection's rows match ``where``, counting no further than ``cap``."""
+    matching = select(literal(1)).where(scope(tables, cid, where)).limit(inline(cap))
+    return select(func.count()).select_from(matching.subquery("matching"))
+
+
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
     """Documents of the collection whose id is in ``ids``."""
     table = tables.embedding

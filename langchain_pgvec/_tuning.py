@@ -74,7 +74,9 @@ class SearchSettings:
             distance (default 5,000; 0 turns this off). A selective filter is where
             an index scan loses recall (measured on 100,000 rows with a 2% filter:
             recall@10 0.91 from an iterative HNSW scan, 1.00 exact, and exact was
-            faster). The estimate is one EXPLAIN per filter, kept for a minute.
+            faster). Judging a filter costs an EXPLAIN (the planner's estimate)
+            and, when that is close, a count stopped at ``exact_below + 1`` rows; the
+            answer is kept for a minute.
     """
 
     ef_search: int | None = None

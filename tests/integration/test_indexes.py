@@ -249,9 +249,18 @@ async def test_selective_filters_are_answered_exactly_without_the_index(
     half = {"half": 1}
     assert name not in await run(store, "explain", queries[0].tolist(), 10, half)
     assert name in await run(store, "explain", queries[0].tolist(), 10, half, exact_below=100)
+    # near the threshold the rows are counted, not estimated: 1,250 match exactly
+    q = queries[0].tolist()
+    assert name in await run(store, "explain", q, 10, half, exact_below=1249)
+    assert name not in await run(store, "explain", q, 10, half, exact_below=1250)
     suffix = store._spec.embedding_table.split("_")[-1]
     strict = make_store(tables=suffix, search_settings=SearchSettings(exact_below=100))
     assert name in await run(strict, "explain", queries[0].tolist(), 10, half)
+    # a count stopped at its cap (1,001: "more than 1,000") does not decide for a
+    # higher threshold: that call counts again
+    counted = make_store(tables=suffix)
+    assert name in await run(counted, "explain", q, 10, half, exact_below=1000)
+    assert name not in await run(counted, "explain", q, 10, half)
 
 
 async def test_filtered_search_sorts_again_by_exact_distance(
@@ -602,6 +611,21 @@ async def test_unindexed_large_table_warns_once_per_store(
     await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)
     with pytest.warns(PerformanceWarning):  # another store warns for itself
         await run(fresh(big_table), "similarity_search_by_vector", [1.0, 0.0], k=1)
+
+
+async def test_table_that_grows_past_the_threshold_warns(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    """The estimate read when the store first met the table (empty) counts the rows the
+    store writes afterwards, without another catalog read."""
+    store = make_store(2)
+    await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)  # no table yet: silent
+    await run(store, "add_embeddings", ["a"], [[1.0, 0.0]])
+    await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)  # one row: silent
+    vectors = np.random.default_rng(4).standard_normal((BIG, 2)).astype(np.float32)
+    await run(store, "add_embeddings", [""] * BIG, vectors)
+    with pytest.warns(PerformanceWarning, match=f"about {BIG + 1:,} rows"):
+        await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)
 
 
 async def test_warning_names_the_mismatched_opclass(big_table: dict[str, Any], run: Runner) -> None:
