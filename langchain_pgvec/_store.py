@@ -224,6 +224,11 @@ class PGVecStore(IndexMethods, VectorStore):
         self._state: State | None = None
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._estimates: dict[tuple[Any, ...], tuple[float, int, str]] = {}
+        # unfiltered searches without per-call settings, by (k, flags): the state they
+        # were made for and the search; valid while search_settings is the object they
+        # were resolved with
+        self._plain: dict[tuple[Any, ...], tuple[State, _Search]] = {}
+        self._plain_settings = self.search_settings
 
     # ------------------------------------------------------------------ plumbing
 
@@ -699,6 +704,14 @@ class PGVecStore(IndexMethods, VectorStore):
         assert state.collection_id is not None
         self._warn_if_unindexed(state)
         vector = as_vector(embedding, state.tables.spec.dimension)
+        plain = None if filter or kwargs else (k, with_vectors, dialect.is_async)
+        if plain is not None:  # the common call: all but the vector known from the last one
+            if self.search_settings is not self._plain_settings:  # reassigned: start over
+                self._plain.clear()
+                self._plain_settings = self.search_settings
+            last = self._plain.get(plain)
+            if last is not None and last[0] is state:
+                return last[1]._replace(vector=vector)
         settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
         shape = _filter_key(filter)
         # compiled (and validated) only when a statement is built: a cached shape was
@@ -725,7 +738,12 @@ class PGVecStore(IndexMethods, VectorStore):
         )
         prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
         if not threshold or decided is not None:
-            return _Search(prelude, approx[0], approx[1], vector)
+            search = _Search(prelude, approx[0], approx[1], vector)
+            if plain is not None:
+                if len(self._plain) >= _STATEMENT_CACHE:
+                    self._plain.clear()
+                self._plain[plain] = (state, search)
+            return search
         tables, cid = state.tables, state.collection_id
         plan = _sql.matching_rows_plan(tables, cid, where())
         count = _sql.matching_rows_count(tables, cid, where(), threshold + 1)

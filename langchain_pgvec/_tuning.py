@@ -123,6 +123,8 @@ class SearchSettings:
 
 def from_kwargs(kwargs: dict[str, Any]) -> SearchSettings | None:
     """Per-call settings: ``search_settings=SearchSettings(...)`` and/or its fields."""
+    if not kwargs:
+        return None
     names = [f.name for f in dataclasses.fields(SearchSettings)]
     given = {name: kwargs.pop(name) for name in names if name in kwargs}
     explicit = kwargs.pop("search_settings", None)

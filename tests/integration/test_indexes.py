@@ -263,6 +263,21 @@ async def test_selective_filters_are_answered_exactly_without_the_index(
     assert name not in await run(counted, "explain", q, 10, half)
 
 
+async def test_search_settings_reassigned_apply_to_the_next_search(
+    make_store: Any, run: Runner, engine: Engine
+) -> None:
+    store = make_store()
+    vectors = await load(run, store, 300)
+    await run(store, "create_index", SMALL_HNSW)
+    analyze(engine, store)
+    query = vectors[0].tolist()
+    assert len(await run(store, "similarity_search_by_vector", query, 10)) == 10
+    store.search_settings = SearchSettings(ef_search=1)  # the index yields one candidate
+    assert len(await run(store, "similarity_search_by_vector", query, 10)) < 10
+    store.search_settings = SearchSettings()
+    assert len(await run(store, "similarity_search_by_vector", query, 10)) == 10
+
+
 async def test_filtered_search_sorts_again_by_exact_distance(
     make_store: Any, run: Runner, engine: Engine
 ) -> None:
