@@ -180,7 +180,7 @@ def _socket_readable(fd: int, info: dict[str, Any]) -> bool:
 def check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """Pool checkout check: discard a connection the server has closed.
 
-    ``pool_pre_ping`` costs a round trip per checkout, a third of a top-k search under
+    ``pool_pre_ping`` costs a round trip per checkout, a quarter of a top-k search under
     HNSW. An idle connection has nothing to read; one whose server restarted, or whose
     backend was terminated, has the server's goodbye or end-of-file waiting on its
     socket. That costs one ``poll()``; a connection with anything to read is replaced.
