@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -228,6 +229,7 @@ def bench_ours(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
         "ours PGVecStore.add_embeddings (fresh, numpy)",
         "ours PGVecStore.add_embeddings (fresh, lists)",
         "ours PGVecStore.add_embeddings (upsert, numpy)",
+        "ours PGVecStore.add_embeddings (upsert, changed vectors, numpy)",
     )
     ours = import_ours()
     if ours.missing:
@@ -255,17 +257,20 @@ def bench_ours(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
         maintenance(url, f"VACUUM {OURS_TABLE}", "CHECKPOINT")
 
     lists = data.vectors.tolist()
-    plans: list[tuple[str, Any, Callable[[], None]]] = [
-        (labels[0], data.vectors, empty),
-        (labels[1], lists, empty),
-        (labels[2], data.vectors, vacuum),
+    # unchanged rows are left alone by the upsert; here every call changes every vector
+    flipped = itertools.cycle([-data.vectors, data.vectors])
+    plans: list[tuple[str, Callable[[], Any], Callable[[], None]]] = [
+        (labels[0], lambda: data.vectors, empty),
+        (labels[1], lambda: lists, empty),
+        (labels[2], lambda: data.vectors, vacuum),
+        (labels[3], lambda: next(flipped), vacuum),
     ]
     rows = []
     for label, vectors, setup in plans:
         try:
             stats = time_reps(
                 lambda v=vectors: store.add_embeddings(
-                    data.texts, v, metadatas=data.metadatas, ids=data.ids
+                    data.texts, v(), metadatas=data.metadatas, ids=data.ids
                 ),
                 args.reps,
                 setup=setup,
@@ -312,7 +317,8 @@ def main() -> None:
             f"metadata, seed {args.seed}; N={args.n:,} for raw SQL and ours, "
             f"N={args.peer_n:,} for langchain-postgres; {args.reps} reps "
             f"({args.peer_reps} for langchain-postgres); each rep into an emptied table "
-            "(upsert rows: over the same ids already present)",
+            "(upsert rows: over the same ids already present, with the same values, or "
+            "with every vector changed)",
             "",
         )
         for dim in args.dims:

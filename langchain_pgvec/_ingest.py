@@ -191,7 +191,9 @@ def upsert_from_staging(tables: Tables, cid: uuid.UUID) -> Any:
         staging.c.metadata,
         staging.c.embedding,
     ).order_by(staging.c.id.collate("C"))  # lock order: see lock_order()
-    return _sql.on_conflict_update(insert(tables.embedding).from_select(list(_COLUMNS), rows))
+    return _sql.on_conflict_update(
+        tables, insert(tables.embedding).from_select(list(_COLUMNS), rows)
+    )
 
 
 def _copy_statement(table: Table, with_collection: bool) -> sql.Composed:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import Insert as PGInsert
@@ -72,19 +73,32 @@ def upsert(tables: Tables) -> PGInsert:
     Run with a list of parameter dicts (``collection_id``, ``id``, ``content``,
     ``metadata``, ``embedding``): SQLAlchemy batches them into multi-row VALUES.
     """
-    return on_conflict_update(insert(tables.embedding))
+    return on_conflict_update(tables, insert(tables.embedding))
 
 
-def on_conflict_update(statement: PGInsert) -> PGInsert:
-    """Add ``ON CONFLICT (collection_id, id) DO UPDATE`` replacing the row's values."""
-    table = statement.table
+def on_conflict_update(tables: Tables, statement: PGInsert) -> PGInsert:
+    """Add ``ON CONFLICT (collection_id, id) DO UPDATE`` replacing the row's values,
+    for rows whose values differ.
+
+    A row written again unchanged (re-running an ingestion) is left alone: no new row
+    version, no index entries, no TOAST rewrite of its vector. "Unchanged" is exact:
+    metadata is compared as text (jsonb equality takes 1 and 1.0 as equal, which would
+    keep the old number's type) and vectors as their binary form (``=`` takes -0.0 and
+    0.0 as equal).
+    """
+    table, new = statement.table, statement.excluded
+    vector_type = tables.spec.vector_type
+    changed = or_(
+        table.c.content.is_distinct_from(new.content),
+        cast(table.c.metadata, Text).is_distinct_from(cast(new.metadata, Text)),
+        send_function(vector_type, table.c.embedding).is_distinct_from(
+            send_function(vector_type, new.embedding)
+        ),
+    )
     return statement.on_conflict_do_update(
         index_elements=[table.c.collection_id, table.c.id],
-        set_={
-            "content": statement.excluded.content,
-            "metadata": statement.excluded.metadata,
-            "embedding": statement.excluded.embedding,
-        },
+        set_={"content": new.content, "metadata": new.metadata, "embedding": new.embedding},
+        where=changed,
     )
 
 

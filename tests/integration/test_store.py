@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from runner import Runner
@@ -90,6 +91,44 @@ async def test_upsert_replaces_content_metadata_and_vector(store: PGVecStore, ru
     assert doc == Document(id="x", page_content="new", metadata={"v": 3})
     pairs = await run(store, "similarity_search_with_score_by_vector", vectors[1].tolist(), k=2)
     assert sorted(d.id for d, s in pairs if s < 1e-6) == ["x", "y"]
+
+
+@pytest.mark.parametrize("n", [5, 300], ids=["multi-row", "staging"])
+async def test_upsert_leaves_unchanged_rows_alone_and_changes_the_rest_exactly(
+    store: PGVecStore, run: Runner, engine: Any, n: int
+) -> None:
+    ids = [f"u{i}" for i in range(n)]
+    vectors = unit_rows(n)
+    vectors[3] = 0.0  # -0.0 vs 0.0 below: equal for =, different bits
+    vectors[3][0] = 1.0
+    texts = [f"t{i}" for i in range(n)]
+    metadatas: list[dict[str, Any]] = [{"n": 1, "i": i} for i in range(n)]
+    await run(store, "add_embeddings", texts, vectors, metadatas, ids)
+    table = store.engine.dialect.identifier_preparer.quote(store._spec.embedding_table)
+
+    def versions() -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(f"SELECT id, xmin::text FROM {table} WHERE id = ANY(:ids)"), {"ids": ids}
+            )
+            return dict(rows.all())
+
+    before = versions()
+    await run(store, "add_embeddings", texts, vectors, metadatas, ids)  # the same again
+    assert versions() == before  # no row rewritten
+
+    texts[0] = "t0 changed"
+    metadatas[1] = {"n": 1.0, "i": 1}  # jsonb says 1 = 1.0; the stored type must follow
+    vectors[2] = unit_rows(1, seed=9)[0]
+    vectors[3][1] = -0.0
+    await run(store, "add_embeddings", texts, vectors, metadatas, ids)
+    after = versions()
+    assert {i for i in ids if after[i] != before[i]} == {"u0", "u1", "u2", "u3"}
+    docs = {d.id: d for d in await run(store, "get_by_ids", ids[:4])}
+    assert docs["u0"].page_content == "t0 changed"
+    assert isinstance(docs["u1"].metadata["n"], float)
+    (hit,) = await run(store, "similarity_search_by_vector", vectors[2].tolist(), k=1)
+    assert hit.id == "u2"
 
 
 async def test_add_documents_honours_document_ids(store: PGVecStore, run: Runner) -> None:
