@@ -82,6 +82,7 @@ def on_conflict_update(tables: Tables, statement: PGInsert) -> PGInsert:
 
     A row written again unchanged (re-running an ingestion) is left alone: no new row
     version, no index entries, no TOAST rewrite of its vector. "Unchanged" is exact:
+    after the cheap comparisons (evaluated first, so a changed row stops there),
     metadata is compared as text (jsonb equality takes 1 and 1.0 as equal, which would
     keep the old number's type) and vectors as their binary form (``=`` takes -0.0 and
     0.0 as equal).
@@ -90,6 +91,8 @@ def on_conflict_update(tables: Tables, statement: PGInsert) -> PGInsert:
     vector_type = tables.spec.vector_type
     changed = or_(
         table.c.content.is_distinct_from(new.content),
+        table.c.embedding.is_distinct_from(new.embedding),
+        table.c.metadata.is_distinct_from(new.metadata),
         cast(table.c.metadata, Text).is_distinct_from(cast(new.metadata, Text)),
         send_function(vector_type, table.c.embedding).is_distinct_from(
             send_function(vector_type, new.embedding)
