@@ -195,14 +195,6 @@ def matching_rows_plan(
     return Explain(select(literal(1)).where(scope(tables, cid, where)))
 
 
-def matching_rows_count(
-    tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None, cap: int
-) -> Select[Any]:
-    """How many of the collection's rows match ``where``, counting no further than ``cap``."""
-    matching = select(literal(1)).where(scope(tables, cid, where)).limit(inline(cap))
-    return select(func.count()).select_from(matching.subquery("matching"))
-
-
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:
     """Documents of the collection whose id is in ``ids``."""
     table = tables.embedding
@@ -252,6 +244,16 @@ def delete_where(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | No
     return delete(tables.embedding).where(scope(tables, cid, where))
 
 
-def count(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None = None) -> Select[Any]:
-    """How many of the collection's documents match ``where``."""
-    return select(func.count()).select_from(tables.embedding).where(scope(tables, cid, where))
+def count(
+    tables: Tables,
+    cid: uuid.UUID,
+    where: ColumnElement[bool] | None = None,
+    *,
+    cap: int | None = None,
+) -> Select[Any]:
+    """How many of the collection's documents match ``where`` (counting no further
+    than ``cap``, when given)."""
+    if cap is None:
+        return select(func.count()).select_from(tables.embedding).where(scope(tables, cid, where))
+    matching = select(literal(1)).where(scope(tables, cid, where)).limit(inline(cap))
+    return select(func.count()).select_from(matching.subquery("matching"))

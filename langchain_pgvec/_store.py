@@ -746,7 +746,7 @@ class PGVecStore(IndexMethods, VectorStore):
             return search
         tables, cid = state.tables, state.collection_id
         plan = _sql.matching_rows_plan(tables, cid, where())
-        count = _sql.matching_rows_count(tables, cid, where(), threshold + 1)
+        count = _sql.count(tables, cid, where(), cap=threshold + 1)
         return _Search(
             prelude,
             approx[0],
