@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Dialect, Engine, Index, func, select
+from sqlalchemy import Connection, Engine, Index, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from tqdm import tqdm
@@ -301,7 +301,6 @@ class IndexMethods:
             k: int,
             filter: Mapping[str, Any] | None,
             kwargs: dict[str, Any],
-            dialect: Dialect,
             *,
             with_vectors: bool = False,
         ) -> Any: ...
@@ -613,11 +612,11 @@ class IndexMethods:
         vector: Sequence[float],
         k: int,
         filter: Mapping[str, Any] | None,
-        analyze: bool,
         mmr: bool,
         fetch_k: int,
         search_kwargs: dict[str, Any],
     ) -> Any:
+        """The search an explained call would run (its settings, statement, vector)."""
         state = _existing_state(state, self._spec, "explain()")
         if state.collection_id is None:
             raise SchemaError(
@@ -633,7 +632,6 @@ class IndexMethods:
             fetch_k if mmr else k,
             filter,
             kwargs,
-            self._engines.dialect,
             with_vectors=mmr,
         )
 
@@ -684,7 +682,7 @@ class IndexMethods:
         self._explain_args(query, k, mmr, fetch_k)
         vector = self.embeddings.embed_query(query) if isinstance(query, str) else query
         search = self._explained(
-            self._ensure(len(vector)), vector, k, filter, analyze, mmr, fetch_k, search_kwargs
+            self._ensure(len(vector)), vector, k, filter, mmr, fetch_k, search_kwargs
         )
         with begin(self._engines.sync, prelude=search.prelude) as conn:
             driver: Any = conn.connection.driver_connection
@@ -712,7 +710,6 @@ class IndexMethods:
             vector,
             k,
             filter,
-            analyze,
             mmr,
             fetch_k,
             search_kwargs,

@@ -24,7 +24,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
-from sqlalchemy import Connection, Dialect, Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
@@ -660,7 +660,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or state is None or state.collection_id is None:
             return []
         engine = self._engines.sync
-        search = self._search(state, embedding, k, filter, kwargs, engine.dialect)
+        search = self._search(state, embedding, k, filter, kwargs)
         with driver_read(engine, prelude=search.prelude) as driver:
             while search.probe is not None:
                 search = self._judged(search, fetch(driver, search.probe, None))
@@ -675,7 +675,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or state is None or state.collection_id is None:
             return []
         engine = self._engines.async_
-        search = self._search(state, embedding, k, filter, kwargs, engine.dialect)
+        search = self._search(state, embedding, k, filter, kwargs)
         async with adriver_read(engine, prelude=search.prelude) as driver:
             while search.probe is not None:
                 search = self._judged(search, await afetch(driver, search.probe, None))
@@ -688,7 +688,6 @@ class PGVecStore(IndexMethods, VectorStore):
         k: int,
         filter: Filter | None,
         kwargs: dict[str, Any],
-        dialect: Dialect,
         *,
         with_vectors: bool = False,
     ) -> _Search:
@@ -704,7 +703,7 @@ class PGVecStore(IndexMethods, VectorStore):
         assert state.collection_id is not None
         self._warn_if_unindexed(state)
         vector = as_vector(embedding, state.tables.spec.dimension)
-        plain = None if filter or kwargs else (k, with_vectors, dialect.is_async)
+        plain = None if filter or kwargs else (k, with_vectors)
         if plain is not None:  # the common call: all but the vector known from the last one
             if self.search_settings is not self._plain_settings:  # reassigned: start over
                 self._plain.clear()
@@ -724,7 +723,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if known is not None and time.monotonic() - known[0] < _ESTIMATE_TTL:
             decided = _few(known[1], known[2], threshold)
         if decided:
-            exact = self._statement(state, vector, k, where, shape, dialect, with_vectors, True)
+            exact = self._statement(state, vector, k, where, shape, with_vectors, True)
             return _Search(None, exact[0], exact[1], vector)
 
         iterative = _tuning.supports_iterative(state.extension_version)
@@ -734,7 +733,7 @@ class PGVecStore(IndexMethods, VectorStore):
         )
         resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
         approx = self._statement(
-            state, vector, (k, fetch_rows, resort), where, shape, dialect, with_vectors, False
+            state, vector, (k, fetch_rows, resort), where, shape, with_vectors, False
         )
         prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
         if not threshold or decided is not None:
@@ -752,10 +751,10 @@ class PGVecStore(IndexMethods, VectorStore):
             approx[0],
             approx[1],
             vector,
-            probe=DriverStatement.compile(plan, dialect, _sql.QUERY),
-            tally=DriverStatement.compile(count, dialect, _sql.QUERY),
+            probe=self._compiled(plan),
+            tally=self._compiled(count),
             estimate_key=estimate_key if shape is not None else None,
-            exact=self._statement(state, vector, k, where, shape, dialect, with_vectors, True),
+            exact=self._statement(state, vector, k, where, shape, with_vectors, True),
             threshold=threshold,
         )
 
@@ -766,7 +765,6 @@ class PGVecStore(IndexMethods, VectorStore):
         size: Any,
         where: Callable[[], ColumnElement[bool] | None],
         shape: str | None,
-        dialect: Dialect,
         with_vectors: bool,
         exact: bool,
     ) -> tuple[Any, DriverStatement]:
@@ -778,7 +776,7 @@ class PGVecStore(IndexMethods, VectorStore):
         key: tuple[Any, ...] | None = None
         if shape is not None:
             spec, cid = state.tables.spec, state.collection_id
-            key = (spec, cid, size, shape, with_vectors, exact, dialect.is_async)
+            key = (spec, cid, size, shape, with_vectors, exact)
         cached = self._statements.get(key) if key is not None else None
         if cached is not None:
             return cached  # type: ignore[no-any-return]
@@ -795,12 +793,16 @@ class PGVecStore(IndexMethods, VectorStore):
             fetch=fetch_rows,
             exact=exact,
         )
-        compiled = statement, DriverStatement.compile(statement, dialect, _sql.QUERY)
+        compiled = statement, self._compiled(statement)
         if key is not None:
             if len(self._statements) >= _STATEMENT_CACHE:
                 self._statements.clear()
             self._statements[key] = compiled
         return compiled
+
+    def _compiled(self, statement: Any) -> DriverStatement:
+        # psycopg's sync and async dialects compile alike: one form serves both runners
+        return DriverStatement.compile(statement, self._engines.dialect, _sql.QUERY)
 
     def _judged(self, search: _Search, answer: Sequence[Sequence[Any]]) -> _Search:
         """The search once its probe has answered: the planner's estimate (EXPLAIN
@@ -898,9 +900,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
         engine = self._engines.sync
-        search = self._search(
-            state, embedding, fetch_k, filter, kwargs, engine.dialect, with_vectors=True
-        )
+        search = self._search(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
         with driver_read(engine, prelude=search.prelude) as driver:
             while search.probe is not None:
                 search = self._judged(search, fetch(driver, search.probe, None))
@@ -923,9 +923,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
         engine = self._engines.async_
-        search = self._search(
-            state, embedding, fetch_k, filter, kwargs, engine.dialect, with_vectors=True
-        )
+        search = self._search(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
         async with adriver_read(engine, prelude=search.prelude) as driver:
             while search.probe is not None:
                 search = self._judged(search, await afetch(driver, search.probe, None))
