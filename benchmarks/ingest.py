@@ -138,6 +138,15 @@ def bench_raw(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
 # ------------------------------------------------------------- langchain-postgres
 
 
+def fresh_then_upsert(
+    add: Callable[[], None], url: str, table: str, reps: int
+) -> tuple[Stats, Stats]:
+    """Time ``add`` into an emptied ``table``, then again over the rows it left."""
+    fresh = time_reps(add, reps, setup=lambda: maintenance(url, f"TRUNCATE {table}", "CHECKPOINT"))
+    upsert = time_reps(add, reps, setup=lambda: maintenance(url, f"VACUUM {table}", "CHECKPOINT"))
+    return fresh, upsert
+
+
 def bench_pgvector(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
     """langchain_postgres.PGVector (v1 API, psycopg 3 driver)."""
     dim = corpus.vectors.shape[1]
@@ -161,16 +170,7 @@ def bench_pgvector(url: str, corpus: Corpus, args: argparse.Namespace) -> list[R
     def add() -> None:
         store.add_embeddings(data.texts, vectors, metadatas=data.metadatas, ids=data.ids)
 
-    fresh = time_reps(
-        add,
-        args.peer_reps,
-        setup=lambda: maintenance(url, f"TRUNCATE {V1_TABLE}", "CHECKPOINT"),
-    )
-    upsert = time_reps(
-        add,
-        args.peer_reps,
-        setup=lambda: maintenance(url, f"VACUUM {V1_TABLE}", "CHECKPOINT"),
-    )
+    fresh, upsert = fresh_then_upsert(add, url, V1_TABLE, args.peer_reps)
     return [
         Row(dim, "langchain-postgres PGVector.add_embeddings (fresh)", args.peer_n, fresh),
         Row(dim, "langchain-postgres PGVector.add_embeddings (upsert)", args.peer_n, upsert),
@@ -200,16 +200,7 @@ def bench_pgvectorstore(url: str, corpus: Corpus, args: argparse.Namespace) -> l
         def add() -> None:
             store.add_embeddings(data.texts, vectors, metadatas=data.metadatas, ids=data.ids)
 
-        fresh = time_reps(
-            add,
-            args.peer_reps,
-            setup=lambda: maintenance(url, f"TRUNCATE {V2_TABLE}", "CHECKPOINT"),
-        )
-        upsert = time_reps(
-            add,
-            args.peer_reps,
-            setup=lambda: maintenance(url, f"VACUUM {V2_TABLE}", "CHECKPOINT"),
-        )
+        fresh, upsert = fresh_then_upsert(add, url, V2_TABLE, args.peer_reps)
     finally:
         asyncio.run(engine.close())
     return [
