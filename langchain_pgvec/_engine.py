@@ -8,6 +8,7 @@ is derived from the other's URL on first use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import select
@@ -25,7 +26,7 @@ from psycopg.types.json import set_json_dumps
 from sqlalchemy import URL, Connection, Dialect, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -90,6 +91,9 @@ class Engines:
         self._async: AsyncEngine | None = None
         self._owned: list[Engine | AsyncEngine] = []
         self._given: Engine | AsyncEngine | None = None
+        #: the sync engine's own connection for searches (see ReadConnection): only
+        #: on an engine this object created, with a queue pool (not, say, NullPool)
+        self.reads: ReadConnection | None = None
         if isinstance(connection, Engine):
             _require_psycopg(connection.dialect.driver, "Engine")
             self._sync = self._given = connection
@@ -114,7 +118,10 @@ class Engines:
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = self._derive(create_engine)
+                    engine = self._derive(create_engine)
+                    if self._given is None and isinstance(engine.pool, QueuePool):
+                        self.reads = ReadConnection(engine)
+                    self._sync = engine
         return self._sync
 
     @property
@@ -151,12 +158,16 @@ class Engines:
 
     def dispose(self) -> None:
         """Close the pools of the engines this object created (never the user's)."""
+        if self.reads is not None:
+            self.reads.close()
         for engine in self._owned:
             if isinstance(engine, Engine):
                 engine.dispose()
 
     async def adispose(self) -> None:
         """Async twin of :meth:`dispose`, also closing owned async engines."""
+        if self.reads is not None:
+            self.reads.close()
         for engine in self._owned:
             if isinstance(engine, AsyncEngine):
                 await engine.dispose()
@@ -273,27 +284,35 @@ def _connection_lost(error: BaseException) -> bool:
     return type(error) is psycopg.OperationalError or isinstance(error, _LOST)
 
 
+def _translated(exc: DBAPIError | psycopg.Error) -> BaseException:
+    """A statement cancelled by ``statement_timeout`` as QueryTimeoutError, a server
+    that cannot be reached (or went away) as ConnectionLostError, else ``exc``."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(cause, psycopg.errors.QueryCanceled):
+        return QueryTimeoutError(
+            f"the statement was cancelled by statement_timeout ({cause}); raise the "
+            "store's statement_timeout, add a vector index, or narrow the filter"
+        )
+    if cause is not None and _connection_lost(cause):
+        detail = " ".join(str(cause).split())
+        return ConnectionLostError(
+            f"no connection to PostgreSQL ({detail}); check that the server is running "
+            "and reachable. Nothing of this call was committed, and the next call "
+            "reconnects by itself"
+        )
+    return exc
+
+
 @contextmanager
 def _timeouts() -> Iterator[None]:
-    """Turn a statement cancelled by ``statement_timeout`` into QueryTimeoutError, and a
-    server that cannot be reached (or went away) into ConnectionLostError."""
+    """Raise driver errors as :func:`_translated` names them."""
     try:
         yield
     except (DBAPIError, psycopg.Error) as exc:
-        cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        if isinstance(cause, psycopg.errors.QueryCanceled):
-            raise QueryTimeoutError(
-                f"the statement was cancelled by statement_timeout ({cause}); raise the "
-                "store's statement_timeout, add a vector index, or narrow the filter"
-            ) from exc
-        if cause is not None and _connection_lost(cause):
-            detail = " ".join(str(cause).split())
-            raise ConnectionLostError(
-                f"no connection to PostgreSQL ({detail}); check that the server is running "
-                "and reachable. Nothing of this call was committed, and the next call "
-                "reconnects by itself"
-            ) from exc
-        raise
+        error = _translated(exc)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 @contextmanager
@@ -378,6 +397,21 @@ class DriverStatement:
         return {**self.fixed, self.param: self.process(value) if self.process else value}
 
 
+def _checkout(engine: Engine) -> tuple[PoolProxiedConnection, psycopg.Connection[Any], bool]:
+    """A pooled connection (no SQLAlchemy Connection around it) switched to
+    autocommit, its psycopg connection, and the autocommit mode to give it back in."""
+    pooled = engine.raw_connection()
+    try:
+        _register(pooled)
+        driver: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        autocommit = driver.autocommit
+        driver.autocommit = True
+    except BaseException:
+        pooled.close()
+        raise
+    return pooled, driver, autocommit
+
+
 def _give_back(
     pooled: PoolProxiedConnection, driver: psycopg.Connection[Any], autocommit: bool
 ) -> None:
@@ -392,31 +426,149 @@ def _give_back(
     pooled.close()
 
 
-@contextmanager
-def driver_read(engine: Engine, *, prelude: Executable | None = None) -> Iterator[Any]:
-    """The psycopg connection for one read.
+class ReadConnection:
+    """A connection of an engine's own for its searches, outside the engine's pool.
 
-    In autocommit (no BEGIN/COMMIT round trips) unless ``prelude`` (per-transaction
-    settings) must apply first, then inside a transaction as :func:`begin`.
+    Taking a connection from SQLAlchemy's pool and giving it back (events, reset on
+    return, the queue and its condition, two autocommit switches) is more Python than
+    everything else a top-k search does around its statement. An engine the store
+    created keeps one autocommit psycopg connection for searches instead; a search
+    that finds it busy (another thread's) takes a pooled connection as before. The
+    connection is made by the pool (the engine's connect arguments and events apply)
+    and detached from it, so the engine holds at most one connection more than its
+    pool's size.
+
+    Before each use it gets the check the pool's checkout gets (a server that
+    restarted or ended the backend left something to read on its socket), and after a
+    ``fork()`` the child opens its own rather than share the parent's socket.
     """
-    if prelude is not None:
-        with begin(engine, prelude=prelude) as conn:
-            yield conn.connection.driver_connection
-        return
-    with _timeouts():
-        pooled = engine.raw_connection()  # the pool's connection, no Connection around it
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._pooled: PoolProxiedConnection | None = None
+        self._driver: psycopg.Connection[Any] | None = None
+        self._info: dict[str, Any] = {}
+        self._pid = 0
+        self._held: list[tuple[int, PoolProxiedConnection]] = []  # the finalizer closes these
+        self._inherited: list[Any] = []  # a parent's connections, never used or closed
+        weakref.finalize(self, _close_all, self._held)
+
+    def take(self) -> psycopg.Connection[Any] | None:
+        """The connection, the caller's until :meth:`give_back`; None when it is busy."""
+        if not self._lock.acquire(blocking=False):
+            return None
         try:
-            _register(pooled)
-            driver: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
-            autocommit = driver.autocommit
-            driver.autocommit = True
+            driver = self._driver
+            if driver is None or self._pid != os.getpid() or self._stale(driver):
+                driver = self._open()
+            return driver
         except BaseException:
-            pooled.close()
+            self._lock.release()
             raise
+
+    def give_back(self, driver: psycopg.Connection[Any]) -> None:
+        """Release the connection; one that broke, or is not idle, is closed."""
         try:
-            yield driver
+            if driver.broken or driver.pgconn.transaction_status != _IDLE:
+                self._drop()
         finally:
-            _give_back(pooled, driver, autocommit)
+            self._lock.release()
+
+    def fetch(self, statement: DriverStatement, value: Any) -> list[Any] | None:
+        """The rows of ``statement`` run with ``value``; None when the connection is busy.
+
+        :func:`driver_read` with this connection and :func:`fetch`, without the context
+        managers: the path of a plain top-k search.
+        """
+        try:
+            driver = self.take()
+            if driver is None:
+                return None
+            try:
+                return fetch(driver, statement, value)
+            finally:
+                self.give_back(driver)
+        except (DBAPIError, psycopg.Error) as exc:
+            error = _translated(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def close(self) -> None:
+        """Close the connection (the next search opens another)."""
+        with self._lock:
+            self._drop()
+
+    def _stale(self, driver: psycopg.Connection[Any]) -> bool:
+        try:
+            return driver.closed or _socket_readable(driver.pgconn.socket, self._info)
+        except (psycopg.Error, OSError, ValueError):
+            return True
+
+    def _open(self) -> psycopg.Connection[Any]:
+        if self._pooled is not None and self._pid != os.getpid():
+            # forked: the parent still talks over that socket, so never close it here
+            self._inherited.append(self._pooled)
+            self._held.clear()
+            self._pooled = self._driver = None
+        self._drop()
+        pooled, driver, _ = _checkout(self._engine)
+        pooled.detach()  # now ours: closing it closes the connection
+        self._pooled, self._driver, self._pid = pooled, driver, os.getpid()
+        self._info = {}
+        self._held.append((self._pid, pooled))
+        return driver
+
+    def _drop(self) -> None:
+        pooled, self._pooled, self._driver = self._pooled, None, None
+        self._held.clear()
+        if pooled is not None:
+            _close_all([(self._pid, pooled)])
+
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+def _close_all(connections: list[tuple[int, PoolProxiedConnection]]) -> None:
+    """Close connections opened by this process (a forked child leaves its parent's)."""
+    for pid, pooled in connections:
+        if pid == os.getpid():
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                pooled.close()
+    connections.clear()
+
+
+@contextmanager
+def driver_read(
+    engine: Engine,
+    *,
+    settings: DriverStatement | None = None,
+    own: ReadConnection | None = None,
+) -> Iterator[psycopg.Connection[Any]]:
+    """The psycopg connection for one read, in autocommit (no BEGIN/COMMIT round trips).
+
+    ``own``: the engine's own read connection, used unless another thread has it.
+    ``settings`` (per-transaction settings) puts the read in a transaction that
+    applies them first.
+    """
+    with _timeouts():
+        driver = own.take() if own is not None else None
+        pooled = None
+        if driver is None:
+            pooled, driver, autocommit = _checkout(engine)
+        try:
+            if settings is None:
+                yield driver
+            else:
+                with driver.transaction():
+                    fetch(driver, settings, None)
+                    yield driver
+        finally:
+            if pooled is not None:
+                _give_back(pooled, driver, autocommit)
+            elif own is not None:
+                own.give_back(driver)
 
 
 async def _agive_back(
@@ -433,13 +585,9 @@ async def _agive_back(
 
 @asynccontextmanager
 async def adriver_read(
-    engine: AsyncEngine, *, prelude: Executable | None = None
-) -> AsyncIterator[Any]:
-    """Async twin of :func:`driver_read`."""
-    if prelude is not None:
-        async with abegin(engine, prelude=prelude) as conn:
-            yield (await conn.get_raw_connection()).driver_connection
-        return
+    engine: AsyncEngine, *, settings: DriverStatement | None = None
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """Async twin of :func:`driver_read` (always on a pooled connection)."""
     with _timeouts():
         async with engine.connect() as conn:
             await _aregister(conn)
@@ -448,7 +596,12 @@ async def adriver_read(
             autocommit = driver.autocommit
             await driver.set_autocommit(True)
             try:
-                yield driver
+                if settings is None:
+                    yield driver
+                else:
+                    async with driver.transaction():
+                        await afetch(driver, settings, None)
+                        yield driver
             finally:
                 await _agive_back(conn, driver, autocommit)
 

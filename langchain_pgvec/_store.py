@@ -100,6 +100,7 @@ class _Search(NamedTuple):
     estimate_key: Any = None
     exact: tuple[Any, DriverStatement] | None = None
     threshold: int = 0
+    settings: DriverStatement | None = None  # ``prelude`` compiled for psycopg
 
 
 def _filter_key(filter: Filter | None) -> str | None:
@@ -224,6 +225,7 @@ class PGVecStore(IndexMethods, VectorStore):
         self._state: State | None = None
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._estimates: dict[tuple[Any, ...], tuple[float, int, str]] = {}
+        self._settings: dict[Any, DriverStatement] = {}
         # unfiltered searches without per-call settings, by (k, flags): the state they
         # were made for and the search; valid while search_settings is the object they
         # were resolved with
@@ -659,12 +661,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        engine = self._engines.sync
-        search = self._search(state, embedding, k, filter, kwargs)
-        with driver_read(engine, prelude=search.prelude) as driver:
-            while search.probe is not None:
-                search = self._judged(search, fetch(driver, search.probe, None))
-            return _scored(fetch(driver, search.driver, search.vector))
+        return _scored(self._read(self._search(state, embedding, k, filter, kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -674,12 +671,28 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        engine = self._engines.async_
-        search = self._search(state, embedding, k, filter, kwargs)
-        async with adriver_read(engine, prelude=search.prelude) as driver:
+        return _scored(await self._aread(self._search(state, embedding, k, filter, kwargs)))
+
+    def _read(self, search: _Search) -> list[Any]:
+        """The rows of a search: on the store's own connection when it is free and one
+        statement does (no settings, the filter judged), else as :meth:`_judged` says."""
+        engines = self._engines
+        own = engines.reads
+        if own is not None and search.probe is None and search.settings is None:
+            rows = own.fetch(search.driver, search.vector)
+            if rows is not None:
+                return rows
+        with driver_read(engines.sync, settings=search.settings, own=own) as driver:
+            while search.probe is not None:
+                search = self._judged(search, fetch(driver, search.probe, None))
+            return fetch(driver, search.driver, search.vector)
+
+    async def _aread(self, search: _Search) -> list[Any]:
+        """Async twin of :meth:`_read` (always on a pooled connection)."""
+        async with adriver_read(self._engines.async_, settings=search.settings) as driver:
             while search.probe is not None:
                 search = self._judged(search, await afetch(driver, search.probe, None))
-            return _scored(await afetch(driver, search.driver, search.vector))
+            return await afetch(driver, search.driver, search.vector)
 
     def _search(
         self,
@@ -736,8 +749,9 @@ class PGVecStore(IndexMethods, VectorStore):
             state, vector, (k, fetch_rows, resort), where, shape, with_vectors, False
         )
         prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
+        gucs_sql = None if prelude is None else self._compiled_settings(prelude)
         if not threshold or decided is not None:
-            search = _Search(prelude, approx[0], approx[1], vector)
+            search = _Search(prelude, approx[0], approx[1], vector, settings=gucs_sql)
             if plain is not None:
                 if len(self._plain) >= _STATEMENT_CACHE:
                     self._plain.clear()
@@ -756,6 +770,7 @@ class PGVecStore(IndexMethods, VectorStore):
             estimate_key=estimate_key if shape is not None else None,
             exact=self._statement(state, vector, k, where, shape, with_vectors, True),
             threshold=threshold,
+            settings=gucs_sql,
         )
 
     def _statement(
@@ -798,6 +813,15 @@ class PGVecStore(IndexMethods, VectorStore):
             if len(self._statements) >= _STATEMENT_CACHE:
                 self._statements.clear()
             self._statements[key] = compiled
+        return compiled
+
+    def _compiled_settings(self, prelude: Any) -> DriverStatement:
+        # the few settings statements recur (_tuning builds each once): compile each once
+        compiled = self._settings.get(prelude)
+        if compiled is None:
+            if len(self._settings) >= _STATEMENT_CACHE:
+                self._settings.clear()
+            compiled = self._settings[prelude] = self._compiled(prelude)
         return compiled
 
     def _compiled(self, statement: Any) -> DriverStatement:
@@ -899,12 +923,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        engine = self._engines.sync
         search = self._search(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        with driver_read(engine, prelude=search.prelude) as driver:
-            while search.probe is not None:
-                search = self._judged(search, fetch(driver, search.probe, None))
-            rows = fetch(driver, search.driver, search.vector)
+        rows = self._read(search)
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
     async def amax_marginal_relevance_search_with_score_by_vector(
@@ -922,12 +942,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        engine = self._engines.async_
         search = self._search(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        async with adriver_read(engine, prelude=search.prelude) as driver:
-            while search.probe is not None:
-                search = self._judged(search, await afetch(driver, search.probe, None))
-            rows = await afetch(driver, search.driver, search.vector)
+        rows = await self._aread(search)
         return self._mmr(state, embedding, rows, k, lambda_mult)
 
     @staticmethod

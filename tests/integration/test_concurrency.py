@@ -326,15 +326,18 @@ async def run_load(stores: list[PGVecStore], collections: list[str]) -> Load:
 
 
 class PoolWatch:
-    """The most connections a pool ever had checked out at once."""
+    """The most connections a pool ever had checked out at once, and how many left it
+    for good (detached: the store's own read connection)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.now = 0
         self.peak = 0
+        self.detached = 0
         self._lock = threading.Lock()
         event.listen(engine, "checkout", self._out)
         event.listen(engine, "checkin", self._in)
+        event.listen(engine, "detach", self._detach)
 
     def _out(self, *args: Any) -> None:
         with self._lock:
@@ -345,9 +348,15 @@ class PoolWatch:
         with self._lock:
             self.now -= 1
 
+    def _detach(self, *args: Any) -> None:
+        with self._lock:
+            self.now -= 1
+            self.detached += 1
+
     def close(self) -> None:
         event.remove(self.engine, "checkout", self._out)
         event.remove(self.engine, "checkin", self._in)
+        event.remove(self.engine, "detach", self._detach)
 
 
 def check_no_errors(load: Load) -> None:
@@ -445,6 +454,8 @@ async def test_one_store_threads_and_tasks(
             assert pool.checkedout() == 0, f"connections leaked: {pool.status()}"  # type: ignore[attr-defined]
             assert watch.now == 0
             assert 1 <= watch.peak <= 6, f"the pool grew past its limit: {watch.peak}"
+        # the store's own read connection, made once, is the only connection past the pool
+        assert (sync_watch.detached, async_watch.detached) == (1, 0)
         assert sum(w.ops["add_embeddings"] for w in load.workers) > 0
     finally:
         sync_watch.close()
@@ -475,6 +486,7 @@ async def test_many_stores_sharing_tables_and_collections(
             pool = watch.engine.pool
             assert pool.checkedout() == 0, f"connections leaked: {pool.status()}"  # type: ignore[attr-defined]
             assert 1 <= watch.peak <= 6, f"the pool grew past its limit: {watch.peak}"
+            assert watch.detached == 0  # a given engine's pool is all the stores use
     finally:
         sync_watch.close()
         async_watch.close()
