@@ -39,7 +39,7 @@ DEFAULT_DATABASE = "pgvec_bench"
 # stock 128MB shared_buffers / 64MB maintenance_work_mem make HNSW builds spill to disk
 # and every scan go through the OS page cache, which measures the defaults, not the code.
 EMBEDDED_TUNING = {
-    "shared_buffers": "1GB",
+    "shared_buffers": "3GB",
     "maintenance_work_mem": "1GB",
     "max_wal_size": "4GB",
 }

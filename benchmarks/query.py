@@ -79,7 +79,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rare", type=float, default=0.02, help='share of tag="rare" rows')
     parser.add_argument("--m", type=int, default=16, help="HNSW m")
     parser.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed queries first")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=10,
+        help="untimed warm-up queries per shape, not among the timed ones",
+    )
     parser.add_argument(
         "--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {SYSTEMS}"
     )
@@ -124,11 +129,13 @@ class Workload:
     @classmethod
     def build(cls, args: argparse.Namespace) -> Workload:
         corpus = make_corpus(args.n, args.dim, seed=args.seed, rare_fraction=args.rare)
-        queries = corpus.queries(args.queries)
+        # the timed queries, then --warmup more that only warm up (no answers needed)
+        queries = corpus.queries(args.queries + args.warmup)
+        timed = queries[: args.queries]
         rare = np.array([m["tag"] == "rare" for m in corpus.metadatas])
         truth = {
-            "unfiltered": brute_force_topk(corpus.vectors, queries, args.k),
-            "filtered": brute_force_topk(corpus.vectors, queries, args.k, rare),
+            "unfiltered": brute_force_topk(corpus.vectors, timed, args.k),
+            "filtered": brute_force_topk(corpus.vectors, timed, args.k, rare),
         }
         rng = np.random.default_rng(args.seed + 1)
         keywords = [" ".join(rng.choice(VOCAB, size=2, replace=False)) for _ in queries]
@@ -613,15 +620,22 @@ SYSTEM_CLASSES: dict[str, type[System]] = {
 def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload) -> list[Result]:
     """Time every (system, query shape) of a phase, interleaved.
 
-    Query ``i`` runs on every shape before query ``i + 1``, starting from a different
-    shape each time, so that a change in machine load during the phase falls on all
-    systems alike rather than on whichever was measured then. Each system searches its
-    own table and index, so no shape warms another's caches.
+    In round ``r`` every shape runs one query, in an order shuffled anew each round,
+    so that a change in machine load during the phase falls on all systems alike
+    rather than on whichever was measured then, and no shape always follows the same
+    other shape (whose caches, threads or garbage it would inherit). Shape ``s`` runs
+    query ``(r + s * stride) % n`` in round ``r``: every shape answers every query once, and
+    two shapes of one system never run the same query within ``stride`` rounds. A
+    search leaves the index pages its query visited in the CPU's caches; a shape
+    that ran the same query right after its own system's other shape would be timed
+    warm, and a system with more shapes would be warmed more often.
     """
     results = [Result(phase, system.name, config, note=config.note) for system, config in items]
     live = [j for j, (_, config) in enumerate(items) if config.search is not None]
+    n = work.args.queries
+    stride = max(1, n // max(1, len(live)))
     samples: dict[int, list[float]] = {j: [] for j in live}
-    answers: dict[int, list[list[int]]] = {j: [] for j in live}
+    answers: dict[int, dict[int, list[int]]] = {j: {} for j in live}
 
     def run(j: int, i: int) -> None:
         search = items[j][1].search
@@ -629,7 +643,7 @@ def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload
         start = time.perf_counter()
         answer = search(i)
         samples[j].append(time.perf_counter() - start)
-        answers[j].append(answer)
+        answers[j][i] = answer
 
     failed: set[int] = set()
     # the harness's own objects (a corpus of N documents, the exact answers, every
@@ -640,18 +654,19 @@ def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload
     gc.freeze()
     for j in live:
         try:
-            for i in range(min(work.args.warmup, len(work.queries))):
+            for i in range(n, len(work.queries)):  # the warm-up queries, never timed
                 items[j][1].search(i)  # type: ignore[misc]
         except Exception as exc:
             results[j].note = _error(exc)
             failed.add(j)
-    for i in range(len(work.queries)):
-        for offset in range(len(live)):
-            j = live[(i + offset) % len(live)]
+    order = np.random.default_rng(work.args.seed)
+    for r in range(n):
+        for s in order.permutation(len(live)).tolist():
+            j = live[s]
             if j in failed:
                 continue
             try:
-                run(j, i)
+                run(j, (r + s * stride) % n)
             except Exception as exc:
                 results[j].note = _error(exc)
                 failed.add(j)
@@ -661,12 +676,12 @@ def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload
             continue
         result, kind = results[j], items[j][1].kind
         result.stats = Stats(samples[j])
-        result.mean_results = float(np.mean([len(a) for a in answers[j]]))
+        result.mean_results = float(np.mean([len(a) for a in answers[j].values()]))
         if kind in work.truth:
             truth = work.truth[kind]
             hits = [
                 len(set(a[: work.args.k]) & set(truth[i].tolist())) / len(truth[i])
-                for i, a in enumerate(answers[j])
+                for i, a in answers[j].items()
             ]
             result.recall = float(np.mean(hits))
         try:
