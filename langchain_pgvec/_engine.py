@@ -94,6 +94,7 @@ class Engines:
         #: the sync engine's own connection for searches (see ReadConnection): only
         #: on an engine this object created, with a queue pool (not, say, NullPool)
         self.reads: ReadConnection | None = None
+        self.areads: AsyncReadConnection | None = None  # the async engine's, likewise
         if isinstance(connection, Engine):
             _require_psycopg(connection.dialect.driver, "Engine")
             self._sync = self._given = connection
@@ -130,7 +131,10 @@ class Engines:
         if self._async is None:
             with self._lock:
                 if self._async is None:
-                    self._async = self._derive(create_async_engine)
+                    engine = self._derive(create_async_engine)
+                    if self._given is None and isinstance(engine.pool, QueuePool):
+                        self.areads = AsyncReadConnection(engine)
+                    self._async = engine
         return self._async
 
     @property
@@ -158,16 +162,18 @@ class Engines:
 
     def dispose(self) -> None:
         """Close the pools of the engines this object created (never the user's)."""
-        if self.reads is not None:
-            self.reads.close()
+        for reads in (self.reads, self.areads):
+            if reads is not None:
+                reads.close()
         for engine in self._owned:
             if isinstance(engine, Engine):
                 engine.dispose()
 
     async def adispose(self) -> None:
         """Async twin of :meth:`dispose`, also closing owned async engines."""
-        if self.reads is not None:
-            self.reads.close()
+        for reads in (self.reads, self.areads):
+            if reads is not None:
+                reads.close()
         for engine in self._owned:
             if isinstance(engine, AsyncEngine):
                 await engine.dispose()
@@ -530,6 +536,124 @@ class ReadConnection:
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
+class AsyncReadConnection:
+    """Async twin of :class:`ReadConnection`, bound to the event loop that opened it.
+
+    A search from another loop that is still running (another thread's) takes a
+    pooled connection; once the opening loop has closed (one ``asyncio.run`` after
+    another), the next search replaces the connection. ``close()`` never waits: a
+    connection in use is closed when its search gives it back.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()  # never awaited: a busy connection sends callers away
+        self._driver: psycopg.AsyncConnection[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._info: dict[str, Any] = {}
+        self._closing = False
+        self._held: list[tuple[int, Any]] = []  # (pid, psycopg connection): the finalizer's
+        weakref.finalize(self, _finish_all, self._held)
+
+    async def take(self) -> psycopg.AsyncConnection[Any] | None:
+        """The connection, the caller's until :meth:`give_back`; None when it is busy or
+        belongs to another running loop."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+            driver, opener = self._driver, self._loop
+            if opener is not None and opener is not loop and not opener.is_closed():
+                self._lock.release()  # another running loop's
+                return None
+            if (
+                driver is None
+                or opener is not loop
+                or self._held[0][0] != os.getpid()
+                or _astale(driver, self._info)
+            ):
+                driver = await self._open(loop)
+            return driver
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def give_back(self, driver: psycopg.AsyncConnection[Any]) -> None:
+        """Release the connection; one that broke, is not idle, or was closed meanwhile
+        by :meth:`close`, is closed."""
+        try:
+            if self._closing or driver.broken or driver.pgconn.transaction_status != _IDLE:
+                self._drop()
+        finally:
+            self._closing = False
+            self._lock.release()
+
+    async def fetch(self, statement: DriverStatement, value: Any) -> list[Any] | None:
+        """Async twin of :meth:`ReadConnection.fetch`."""
+        try:
+            driver = await self.take()
+            if driver is None:
+                return None
+            try:
+                return await afetch(driver, statement, value)
+            finally:
+                self.give_back(driver)
+        except (DBAPIError, psycopg.Error) as exc:
+            error = _translated(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def close(self) -> None:
+        """Close the connection now, or when its search in flight gives it back."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
+        else:
+            self._closing = True
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> psycopg.AsyncConnection[Any]:
+        if self._held and self._held[0][0] != os.getpid():  # forked: the parent's socket
+            self._held.clear()
+            self._driver = None
+        self._drop()
+        conn = await self._engine.connect()
+        pooled = await conn.get_raw_connection()
+        driver: psycopg.AsyncConnection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        # detached, the SQLAlchemy connection around it is left unclosed: closing it
+        # would now close the psycopg connection too
+        pooled.detach()
+        self._held.append((os.getpid(), driver))
+        self._driver, self._loop, self._info = driver, loop, {}
+        await register_vector_async(driver)
+        set_json_dumps(json_dumps, driver)
+        await driver.set_autocommit(True)
+        return driver
+
+    def _drop(self) -> None:
+        self._driver = self._loop = None
+        _finish_all(self._held)
+
+
+def _astale(driver: psycopg.AsyncConnection[Any], info: dict[str, Any]) -> bool:
+    try:
+        return driver.closed or _socket_readable(driver.pgconn.socket, info)
+    except (psycopg.Error, OSError, ValueError):
+        return True
+
+
+def _finish_all(connections: list[tuple[int, Any]]) -> None:
+    """Close psycopg connections opened by this process, without awaiting (closing one
+    is libpq's ``PQfinish``, also for an async connection, whose loop may be gone)."""
+    for pid, driver in connections:
+        if pid == os.getpid():
+            with contextlib.suppress(Exception):
+                driver.pgconn.finish()
+    connections.clear()
+
+
 def _close_all(connections: list[tuple[int, PoolProxiedConnection]]) -> None:
     """Close connections opened by this process (a forked child leaves its parent's)."""
     for pid, pooled in connections:
@@ -585,25 +709,46 @@ async def _agive_back(
 
 @asynccontextmanager
 async def adriver_read(
-    engine: AsyncEngine, *, settings: DriverStatement | None = None
+    engine: AsyncEngine,
+    *,
+    settings: DriverStatement | None = None,
+    own: AsyncReadConnection | None = None,
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """Async twin of :func:`driver_read` (always on a pooled connection)."""
+    """Async twin of :func:`driver_read`."""
     with _timeouts():
+        driver = await own.take() if own is not None else None
+        if driver is not None:
+            assert own is not None
+            try:
+                async with _settings_applied(driver, settings):
+                    yield driver
+            finally:
+                own.give_back(driver)
+            return
         async with engine.connect() as conn:
             await _aregister(conn)
             raw = await conn.get_raw_connection()
-            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            driver = raw.driver_connection
+            assert driver is not None
             autocommit = driver.autocommit
             await driver.set_autocommit(True)
             try:
-                if settings is None:
+                async with _settings_applied(driver, settings):
                     yield driver
-                else:
-                    async with driver.transaction():
-                        await afetch(driver, settings, None)
-                        yield driver
             finally:
                 await _agive_back(conn, driver, autocommit)
+
+
+@asynccontextmanager
+async def _settings_applied(
+    driver: psycopg.AsyncConnection[Any], settings: DriverStatement | None
+) -> AsyncIterator[None]:
+    if settings is None:
+        yield
+        return
+    async with driver.transaction():
+        await afetch(driver, settings, None)
+        yield
 
 
 def fetch(driver: psycopg.Connection[Any], statement: DriverStatement, value: Any) -> list[Any]:

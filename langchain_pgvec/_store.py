@@ -677,19 +677,27 @@ class PGVecStore(IndexMethods, VectorStore):
         """The rows of a search: on the store's own connection when it is free and one
         statement does (no settings, the filter judged), else as :meth:`_judged` says."""
         engines = self._engines
+        engine = engines.sync  # made first: it makes the store's own connection
         own = engines.reads
         if own is not None and search.probe is None and search.settings is None:
             rows = own.fetch(search.driver, search.vector)
             if rows is not None:
                 return rows
-        with driver_read(engines.sync, settings=search.settings, own=own) as driver:
+        with driver_read(engine, settings=search.settings, own=own) as driver:
             while search.probe is not None:
                 search = self._judged(search, fetch(driver, search.probe, None))
             return fetch(driver, search.driver, search.vector)
 
     async def _aread(self, search: _Search) -> list[Any]:
-        """Async twin of :meth:`_read` (always on a pooled connection)."""
-        async with adriver_read(self._engines.async_, settings=search.settings) as driver:
+        """Async twin of :meth:`_read`."""
+        engines = self._engines
+        async_engine = engines.async_  # made first: it makes the store's own connection
+        own = engines.areads
+        if own is not None and search.probe is None and search.settings is None:
+            rows = await own.fetch(search.driver, search.vector)
+            if rows is not None:
+                return rows
+        async with adriver_read(async_engine, settings=search.settings, own=own) as driver:
             while search.probe is not None:
                 search = self._judged(search, await afetch(driver, search.probe, None))
             return await afetch(driver, search.driver, search.vector)

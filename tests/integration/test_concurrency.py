@@ -454,8 +454,9 @@ async def test_one_store_threads_and_tasks(
             assert pool.checkedout() == 0, f"connections leaked: {pool.status()}"  # type: ignore[attr-defined]
             assert watch.now == 0
             assert 1 <= watch.peak <= 6, f"the pool grew past its limit: {watch.peak}"
-        # the store's own read connection, made once, is the only connection past the pool
-        assert (sync_watch.detached, async_watch.detached) == (1, 0)
+        # the store's own search connections, one per engine, made once, are the only
+        # connections past the pools
+        assert (sync_watch.detached, async_watch.detached) == (1, 1)
         assert sum(w.ops["add_embeddings"] for w in load.workers) > 0
     finally:
         sync_watch.close()

@@ -9,6 +9,7 @@ closes it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import warnings
@@ -217,3 +218,95 @@ def test_a_forked_child_opens_its_own_connection(store: PGVecStore) -> None:
     assert int(child_backend) != parent_pid  # the child did not talk over the parent's socket
     assert [d.id for d in store.similarity_search("cats", k=3)] == expected
     assert backend_of_search(store) == parent_pid  # and the parent's connection lives on
+
+
+# ------------------------------------------------------------------ the async twin
+
+
+async def abackend_of_search(store: PGVecStore) -> int:
+    reads = store._engines.areads
+    assert reads is not None
+    driver = await reads.take()
+    assert driver is not None
+    try:
+        return int(driver.info.backend_pid)
+    finally:
+        reads.give_back(driver)
+
+
+async def test_async_searches_run_on_their_own_connection(store: PGVecStore, pg_url: str) -> None:
+    expected = await store.asimilarity_search("cats", k=3)
+    assert expected == store.similarity_search("cats", k=3)
+    pid = await abackend_of_search(store)
+    checkouts: list[Any] = []
+
+    def checkout(*args: Any) -> None:
+        checkouts.append(args)
+
+    pool_events = store.async_engine.sync_engine
+    event.listen(pool_events, "checkout", checkout)
+    try:
+        mmr = await store.amax_marginal_relevance_search("dogs", k=2, fetch_k=50)
+        filtered = await store.asimilarity_search("cats", k=2, filter={"nothing": "matches"})
+        found = await store.asimilarity_search("cats", k=3)
+    finally:
+        event.remove(pool_events, "checkout", checkout)
+    assert found == expected and len(mmr) == 2 and filtered == []
+    assert checkouts == []
+    assert await abackend_of_search(store) == pid
+    assert "ORDER BY" in last_statement(pg_url, pid)
+    assert pid != backend_of_search(store)  # the sync searches' connection is another
+
+
+async def test_a_terminated_async_connection_is_replaced_silently(
+    store: PGVecStore, pg_url: str
+) -> None:
+    expected = await store.asimilarity_search("dogs", k=5)
+    pid = await abackend_of_search(store)
+    terminate(pg_url, pid)
+    assert await store.asimilarity_search("dogs", k=5) == expected
+    assert await abackend_of_search(store) != pid
+
+
+def test_each_event_loop_in_turn_gets_the_connection(store: PGVecStore) -> None:
+    """One ``asyncio.run`` after another (a closed loop's connection is replaced), and a
+    loop in another thread while the first still runs (it uses the pool)."""
+    expected = store.similarity_search("cats", k=3)
+    first = asyncio.run(store.asimilarity_search("cats", k=3))
+    reads = store._engines.areads
+    assert reads is not None
+    old = reads._driver
+    assert asyncio.run(store.asimilarity_search("cats", k=3)) == first == expected
+    assert old is not None and old.closed and reads._driver is not old
+
+    async def while_another_loop_runs() -> list[Any]:
+        await store.asimilarity_search("cats", k=3)  # this loop now has the connection
+        mine = reads._driver
+        result: list[Any] = []
+        thread = threading.Thread(
+            target=lambda: result.append(asyncio.run(store.asimilarity_search("cats", k=3)))
+        )
+        thread.start()
+        thread.join(timeout=30)
+        assert reads._driver is mine  # not taken over by the other loop
+        return result
+
+    assert asyncio.run(while_another_loop_runs()) == [expected]
+    assert store.async_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    asyncio.run(store.aclose())  # the pooled connection the other thread's loop made
+
+
+async def test_closing_an_async_connection_in_use_waits_for_its_search(
+    store: PGVecStore,
+) -> None:
+    await store.asimilarity_search("cats", k=1)
+    reads = store._engines.areads
+    assert reads is not None
+    driver = await reads.take()
+    assert driver is not None
+    reads.close()  # never blocks the loop: the search in flight keeps the connection
+    assert not driver.closed
+    assert len(await (await driver.execute("SELECT 1")).fetchall()) == 1
+    reads.give_back(driver)
+    assert driver.closed
+    assert len(await store.asimilarity_search("cats", k=1)) == 1  # and the next reopens
