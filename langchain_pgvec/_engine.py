@@ -18,7 +18,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
@@ -203,11 +203,7 @@ def check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     socket. That costs one ``poll()``; a connection with anything to read is replaced.
     """
     driver = proxy.driver_connection
-    try:
-        dead = driver.closed or driver.broken or _socket_readable(driver.pgconn.socket, record.info)
-    except (psycopg.Error, OSError, ValueError):
-        dead = True
-    if dead:
+    if driver.broken or _stale(driver, record.info):
         raise DisconnectionError("the server closed this pooled connection")
 
 
@@ -309,16 +305,21 @@ def _translated(exc: DBAPIError | psycopg.Error) -> BaseException:
     return exc
 
 
+def _reraise(exc: DBAPIError | psycopg.Error) -> NoReturn:
+    """Raise ``exc`` as :func:`_translated` names it."""
+    error = _translated(exc)
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
 @contextmanager
 def _timeouts() -> Iterator[None]:
     """Raise driver errors as :func:`_translated` names them."""
     try:
         yield
     except (DBAPIError, psycopg.Error) as exc:
-        error = _translated(exc)
-        if error is exc:
-            raise
-        raise error from exc
+        _reraise(exc)
 
 
 @contextmanager
@@ -466,7 +467,7 @@ class ReadConnection:
             return None
         try:
             driver = self._driver
-            if driver is None or self._pid != os.getpid() or self._stale(driver):
+            if driver is None or self._pid != os.getpid() or _stale(driver, self._info):
                 driver = self._open()
             return driver
         except BaseException:
@@ -496,21 +497,12 @@ class ReadConnection:
             finally:
                 self.give_back(driver)
         except (DBAPIError, psycopg.Error) as exc:
-            error = _translated(exc)
-            if error is exc:
-                raise
-            raise error from exc
+            _reraise(exc)
 
     def close(self) -> None:
         """Close the connection (the next search opens another)."""
         with self._lock:
             self._drop()
-
-    def _stale(self, driver: psycopg.Connection[Any]) -> bool:
-        try:
-            return driver.closed or _socket_readable(driver.pgconn.socket, self._info)
-        except (psycopg.Error, OSError, ValueError):
-            return True
 
     def _open(self) -> psycopg.Connection[Any]:
         if self._pooled is not None and self._pid != os.getpid():
@@ -570,7 +562,7 @@ class AsyncReadConnection:
                 driver is None
                 or opener is not loop
                 or self._held[0][0] != os.getpid()
-                or _astale(driver, self._info)
+                or _stale(driver, self._info)
             ):
                 driver = await self._open(loop)
             return driver
@@ -599,10 +591,7 @@ class AsyncReadConnection:
             finally:
                 self.give_back(driver)
         except (DBAPIError, psycopg.Error) as exc:
-            error = _translated(exc)
-            if error is exc:
-                raise
-            raise error from exc
+            _reraise(exc)
 
     def close(self) -> None:
         """Close the connection now, or when its search in flight gives it back."""
@@ -637,7 +626,10 @@ class AsyncReadConnection:
         _finish_all(self._held)
 
 
-def _astale(driver: psycopg.AsyncConnection[Any], info: dict[str, Any]) -> bool:
+def _stale(
+    driver: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], info: dict[str, Any]
+) -> bool:
+    """Whether the server closed the connection (it left something on the socket)."""
     try:
         return driver.closed or _socket_readable(driver.pgconn.socket, info)
     except (psycopg.Error, OSError, ValueError):
