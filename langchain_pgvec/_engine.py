@@ -433,7 +433,48 @@ def _give_back(
     pooled.close()
 
 
-class ReadConnection:
+class _OwnConnection:
+    """What the sync and async own search connections share: one psycopg connection,
+    a lock that callers try and never wait for, and closing that only the process
+    that opened the connection does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._driver: Any = None
+        self._info: dict[str, Any] = {}  # the socket's poller (see _socket_readable)
+        self._pid = 0
+        self._held: list[tuple[int, Any]] = []  # (pid, connection): what the finalizer closes
+        self._inherited: list[Any] = []  # a parent's connection: never used, never closed
+        weakref.finalize(self, _finish_all, self._held)
+
+    def _ready(self) -> Any:
+        """The connection if it can serve this call (call with the lock held)."""
+        driver = self._driver
+        if driver is None or self._pid != os.getpid() or _stale(driver, self._info):
+            return None
+        return driver
+
+    def _adopt(self, driver: Any) -> None:
+        self._drop()
+        self._driver, self._pid, self._info = driver, os.getpid(), {}
+        self._held.append((self._pid, driver))
+
+    def _release(self, driver: Any, drop: bool = False) -> None:
+        """Give the connection back; one that broke or is not idle is closed."""
+        try:
+            if drop or driver.broken or driver.pgconn.transaction_status != _IDLE:
+                self._drop()
+        finally:
+            self._lock.release()
+
+    def _drop(self) -> None:
+        if self._driver is not None and self._pid != os.getpid():
+            self._inherited.append(self._driver)  # forked: the parent talks over its socket
+        self._driver = None
+        _finish_all(self._held)
+
+
+class ReadConnection(_OwnConnection):
     """A connection of an engine's own for its searches, outside the engine's pool.
 
     Taking a connection from SQLAlchemy's pool and giving it back (events, reset on
@@ -451,24 +492,20 @@ class ReadConnection:
     """
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self._engine = engine
-        self._lock = threading.Lock()
-        self._pooled: PoolProxiedConnection | None = None
-        self._driver: psycopg.Connection[Any] | None = None
-        self._info: dict[str, Any] = {}
-        self._pid = 0
-        self._held: list[tuple[int, PoolProxiedConnection]] = []  # the finalizer closes these
-        self._inherited: list[Any] = []  # a parent's connections, never used or closed
-        weakref.finalize(self, _close_all, self._held)
 
     def take(self) -> psycopg.Connection[Any] | None:
         """The connection, the caller's until :meth:`give_back`; None when it is busy."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            driver = self._driver
-            if driver is None or self._pid != os.getpid() or _stale(driver, self._info):
-                driver = self._open()
+            driver: psycopg.Connection[Any] | None = self._ready()
+            if driver is None:
+                self._drop()
+                pooled, driver, _ = _checkout(self._engine)
+                pooled.detach()  # now ours, closed by closing the psycopg connection
+                self._adopt(driver)
             return driver
         except BaseException:
             self._lock.release()
@@ -476,11 +513,7 @@ class ReadConnection:
 
     def give_back(self, driver: psycopg.Connection[Any]) -> None:
         """Release the connection; one that broke, or is not idle, is closed."""
-        try:
-            if driver.broken or driver.pgconn.transaction_status != _IDLE:
-                self._drop()
-        finally:
-            self._lock.release()
+        self._release(driver)
 
     def fetch(self, statement: DriverStatement, value: Any) -> list[Any] | None:
         """The rows of ``statement`` run with ``value``; None when the connection is busy.
@@ -504,31 +537,11 @@ class ReadConnection:
         with self._lock:
             self._drop()
 
-    def _open(self) -> psycopg.Connection[Any]:
-        if self._pooled is not None and self._pid != os.getpid():
-            # forked: the parent still talks over that socket, so never close it here
-            self._inherited.append(self._pooled)
-            self._held.clear()
-            self._pooled = self._driver = None
-        self._drop()
-        pooled, driver, _ = _checkout(self._engine)
-        pooled.detach()  # now ours: closing it closes the connection
-        self._pooled, self._driver, self._pid = pooled, driver, os.getpid()
-        self._info = {}
-        self._held.append((self._pid, pooled))
-        return driver
-
-    def _drop(self) -> None:
-        pooled, self._pooled, self._driver = self._pooled, None, None
-        self._held.clear()
-        if pooled is not None:
-            _close_all([(self._pid, pooled)])
-
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
-class AsyncReadConnection:
+class AsyncReadConnection(_OwnConnection):
     """Async twin of :class:`ReadConnection`, bound to the event loop that opened it.
 
     A search from another loop that is still running (another thread's) takes a
@@ -538,14 +551,10 @@ class AsyncReadConnection:
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
         self._engine = engine
-        self._lock = threading.Lock()  # never awaited: a busy connection sends callers away
-        self._driver: psycopg.AsyncConnection[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._info: dict[str, Any] = {}
         self._closing = False
-        self._held: list[tuple[int, Any]] = []  # (pid, psycopg connection): the finalizer's
-        weakref.finalize(self, _finish_all, self._held)
 
     async def take(self) -> psycopg.AsyncConnection[Any] | None:
         """The connection, the caller's until :meth:`give_back`; None when it is busy or
@@ -554,16 +563,12 @@ class AsyncReadConnection:
             return None
         try:
             loop = asyncio.get_running_loop()
-            driver, opener = self._driver, self._loop
+            opener = self._loop
             if opener is not None and opener is not loop and not opener.is_closed():
                 self._lock.release()  # another running loop's
                 return None
-            if (
-                driver is None
-                or opener is not loop
-                or self._held[0][0] != os.getpid()
-                or _stale(driver, self._info)
-            ):
+            driver: psycopg.AsyncConnection[Any] | None = self._ready()
+            if driver is None or opener is not loop:
                 driver = await self._open(loop)
             return driver
         except BaseException:
@@ -573,12 +578,8 @@ class AsyncReadConnection:
     def give_back(self, driver: psycopg.AsyncConnection[Any]) -> None:
         """Release the connection; one that broke, is not idle, or was closed meanwhile
         by :meth:`close`, is closed."""
-        try:
-            if self._closing or driver.broken or driver.pgconn.transaction_status != _IDLE:
-                self._drop()
-        finally:
-            self._closing = False
-            self._lock.release()
+        closing, self._closing = self._closing, False
+        self._release(driver, drop=closing)
 
     async def fetch(self, statement: DriverStatement, value: Any) -> list[Any] | None:
         """Async twin of :meth:`ReadConnection.fetch`."""
@@ -604,9 +605,6 @@ class AsyncReadConnection:
             self._closing = True
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> psycopg.AsyncConnection[Any]:
-        if self._held and self._held[0][0] != os.getpid():  # forked: the parent's socket
-            self._held.clear()
-            self._driver = None
         self._drop()
         conn = await self._engine.connect()
         pooled = await conn.get_raw_connection()
@@ -614,16 +612,12 @@ class AsyncReadConnection:
         # detached, the SQLAlchemy connection around it is left unclosed: closing it
         # would now close the psycopg connection too
         pooled.detach()
-        self._held.append((os.getpid(), driver))
-        self._driver, self._loop, self._info = driver, loop, {}
+        self._adopt(driver)
+        self._loop = loop
         await register_vector_async(driver)
         set_json_dumps(json_dumps, driver)
         await driver.set_autocommit(True)
         return driver
-
-    def _drop(self) -> None:
-        self._driver = self._loop = None
-        _finish_all(self._held)
 
 
 def _stale(
@@ -643,15 +637,6 @@ def _finish_all(connections: list[tuple[int, Any]]) -> None:
         if pid == os.getpid():
             with contextlib.suppress(Exception):
                 driver.pgconn.finish()
-    connections.clear()
-
-
-def _close_all(connections: list[tuple[int, PoolProxiedConnection]]) -> None:
-    """Close connections opened by this process (a forked child leaves its parent's)."""
-    for pid, pooled in connections:
-        if pid == os.getpid():
-            with contextlib.suppress(Exception):  # a broken connection may fail to close
-                pooled.close()
     connections.clear()
 
 
