@@ -674,8 +674,9 @@ class PGVecStore(IndexMethods, VectorStore):
         return _scored(await self._aread(self._search(state, embedding, k, filter, kwargs)))
 
     def _read(self, search: _Search) -> list[Any]:
-        """The rows of a search: on the store's own connection when it is free and one
-        statement does (no settings, the filter judged), else as :meth:`_judged` says."""
+        """The rows of a search. One statement (no settings, the filter already judged)
+        runs straight on the store's own connection when it is free; otherwise the
+        settings, the probes :meth:`_judged` reads and the search share one connection."""
         engines = self._engines
         engine = engines.sync  # made first: it makes the store's own connection
         own = engines.reads
