@@ -161,16 +161,25 @@ class Engines:
         return engine
 
     def dispose(self) -> None:
-        """Close the pools of the engines this object created (never the user's)."""
+        """Close the pools of the engines this object created (never the user's).
+
+        An async pool is closed on a thread of its own, with an event loop of its own:
+        this may be called from inside a running loop, and closing a psycopg
+        connection does not need the loop that opened it.
+        """
         for reads in (self.reads, self.areads):
             if reads is not None:
                 reads.close()
         for engine in self._owned:
             if isinstance(engine, Engine):
                 engine.dispose()
+            else:
+                closer = threading.Thread(target=asyncio.run, args=(engine.dispose(),))
+                closer.start()
+                closer.join()
 
     async def adispose(self) -> None:
-        """Async twin of :meth:`dispose`, also closing owned async engines."""
+        """Async twin of :meth:`dispose`."""
         for reads in (self.reads, self.areads):
             if reads is not None:
                 reads.close()

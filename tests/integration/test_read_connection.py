@@ -310,3 +310,18 @@ async def test_closing_an_async_connection_in_use_waits_for_its_search(
     reads.give_back(driver)
     assert driver.closed
     assert len(await store.asimilarity_search("cats", k=1)) == 1  # and the next reopens
+
+
+def test_close_also_closes_the_async_pool_the_store_made(store: PGVecStore) -> None:
+    expected = asyncio.run(store.asimilarity_search("dogs", k=2, filter={"nothing": "x"}))
+    pool = store.async_engine.pool
+    assert pool.checkedin() >= 1  # type: ignore[attr-defined]  # the filter's judging used it
+
+    async def close_from_a_running_loop() -> None:
+        store.close()  # sync close, called where a loop runs
+
+    asyncio.run(close_from_a_running_loop())
+    assert pool.checkedin() == 0  # type: ignore[attr-defined]  # its connections closed
+    assert store._engines.areads is not None and store._engines.areads._driver is None
+    assert asyncio.run(store.asimilarity_search("dogs", k=2, filter={"nothing": "x"})) == expected
+    asyncio.run(store.aclose())
