@@ -464,7 +464,7 @@ class _OwnConnection:
         return driver
 
     def _adopt(self, driver: Any) -> None:
-        self._drop()
+        """Make ``driver`` the connection (the previous one was dropped first)."""
         self._driver, self._pid, self._info = driver, os.getpid(), {}
         self._held.append((self._pid, driver))
 
@@ -615,17 +615,12 @@ class AsyncReadConnection(_OwnConnection):
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> psycopg.AsyncConnection[Any]:
         self._drop()
-        conn = await self._engine.connect()
-        pooled = await conn.get_raw_connection()
-        driver: psycopg.AsyncConnection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        conn, driver, _ = await _acheckout(self._engine)
         # detached, the SQLAlchemy connection around it is left unclosed: closing it
         # would now close the psycopg connection too
-        pooled.detach()
+        (await conn.get_raw_connection()).detach()
         self._adopt(driver)
         self._loop = loop
-        await register_vector_async(driver)
-        set_json_dumps(json_dumps, driver)
-        await driver.set_autocommit(True)
         return driver
 
 
@@ -681,9 +676,27 @@ def driver_read(
                 own.give_back(driver)
 
 
+async def _acheckout(
+    engine: AsyncEngine,
+) -> tuple[AsyncConnection, psycopg.AsyncConnection[Any], bool]:
+    """Async twin of :func:`_checkout` (async pools hand out SQLAlchemy connections)."""
+    conn = await engine.connect()
+    try:
+        await _aregister(conn)
+        raw = await conn.get_raw_connection()
+        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        autocommit = driver.autocommit
+        await driver.set_autocommit(True)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, driver, autocommit
+
+
 async def _agive_back(
     conn: AsyncConnection, driver: psycopg.AsyncConnection[Any], autocommit: bool
 ) -> None:
+    """Async twin of :func:`_give_back`."""
     try:
         if not driver.broken:
             await driver.set_autocommit(autocommit)
@@ -691,6 +704,7 @@ async def _agive_back(
         pass
     if driver.broken or driver.autocommit != autocommit:
         await conn.invalidate()
+    await conn.close()
 
 
 @asynccontextmanager
@@ -703,38 +717,21 @@ async def adriver_read(
     """Async twin of :func:`driver_read`."""
     with _timeouts():
         driver = await own.take() if own is not None else None
-        if driver is not None:
-            assert own is not None
-            try:
-                async with _settings_applied(driver, settings):
+        conn = None
+        if driver is None:
+            conn, driver, autocommit = await _acheckout(engine)
+        try:
+            if settings is None:
+                yield driver
+            else:
+                async with driver.transaction():
+                    await afetch(driver, settings, None)
                     yield driver
-            finally:
-                own.give_back(driver)
-            return
-        async with engine.connect() as conn:
-            await _aregister(conn)
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            autocommit = driver.autocommit
-            await driver.set_autocommit(True)
-            try:
-                async with _settings_applied(driver, settings):
-                    yield driver
-            finally:
+        finally:
+            if conn is not None:
                 await _agive_back(conn, driver, autocommit)
-
-
-@asynccontextmanager
-async def _settings_applied(
-    driver: psycopg.AsyncConnection[Any], settings: DriverStatement | None
-) -> AsyncIterator[None]:
-    if settings is None:
-        yield
-        return
-    async with driver.transaction():
-        await afetch(driver, settings, None)
-        yield
+            elif own is not None:
+                own.give_back(driver)
 
 
 def fetch(driver: psycopg.Connection[Any], statement: DriverStatement, value: Any) -> list[Any]:
