@@ -15,10 +15,10 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
@@ -524,23 +524,6 @@ class ReadConnection(_OwnConnection):
         """Release the connection; one that broke, or is not idle, is closed."""
         self._release(driver)
 
-    def fetch(self, statement: DriverStatement, value: Any) -> list[Any] | None:
-        """The rows of ``statement`` run with ``value``; None when the connection is busy.
-
-        :func:`driver_read` with this connection and :func:`fetch`, without the context
-        managers: the path of a plain top-k search.
-        """
-        try:
-            driver = self.take()
-            if driver is None:
-                return None
-            try:
-                return fetch(driver, statement, value)
-            finally:
-                self.give_back(driver)
-        except (DBAPIError, psycopg.Error) as exc:
-            _reraise(exc)
-
     def close(self) -> None:
         """Close the connection (the next search opens another)."""
         with self._lock:
@@ -590,19 +573,6 @@ class AsyncReadConnection(_OwnConnection):
         closing, self._closing = self._closing, False
         self._release(driver, drop=closing)
 
-    async def fetch(self, statement: DriverStatement, value: Any) -> list[Any] | None:
-        """Async twin of :meth:`ReadConnection.fetch`."""
-        try:
-            driver = await self.take()
-            if driver is None:
-                return None
-            try:
-                return await afetch(driver, statement, value)
-            finally:
-                self.give_back(driver)
-        except (DBAPIError, psycopg.Error) as exc:
-            _reraise(exc)
-
     def close(self) -> None:
         """Close the connection now, or when its search in flight gives it back."""
         if self._lock.acquire(blocking=False):
@@ -646,16 +616,11 @@ def _finish_all(connections: list[tuple[int, Any]]) -> None:
 
 @contextmanager
 def driver_read(
-    engine: Engine,
-    *,
-    settings: DriverStatement | None = None,
-    own: ReadConnection | None = None,
+    engine: Engine, *, own: ReadConnection | None = None
 ) -> Iterator[psycopg.Connection[Any]]:
     """The psycopg connection for one read, in autocommit (no BEGIN/COMMIT round trips).
 
     ``own``: the engine's own read connection, used unless another thread has it.
-    ``settings`` (per-transaction settings) puts the read in a transaction that
-    applies them first.
     """
     with _timeouts():
         driver = own.take() if own is not None else None
@@ -663,17 +628,54 @@ def driver_read(
         if driver is None:
             pooled, driver, autocommit = _checkout(engine)
         try:
-            if settings is None:
-                yield driver
-            else:
-                with driver.transaction():
-                    fetch(driver, settings, None)
-                    yield driver
+            yield driver
         finally:
             if pooled is not None:
                 _give_back(pooled, driver, autocommit)
             elif own is not None:
                 own.give_back(driver)
+
+
+class Step(NamedTuple):
+    """One statement of a read: run ``settings`` (if any) and ``statement`` in one
+    transaction, ``value`` bound to the statement's per-call parameter.
+
+    ``source`` is the SQLAlchemy statement of a search (what ``explain`` explains);
+    None for the probes that come before it.
+    """
+
+    statement: DriverStatement
+    value: Any
+    settings: DriverStatement | None
+    source: Any
+
+
+def run_step(driver: psycopg.Connection[Any], step: Step) -> list[Any]:
+    """The rows of one step."""
+    if step.settings is None:
+        return fetch(driver, step.statement, step.value)
+    with driver.transaction():
+        fetch(driver, step.settings, None)
+        return fetch(driver, step.statement, step.value)
+
+
+def drive(driver: psycopg.Connection[Any], steps: Generator[Step, list[Any], _T]) -> _T:
+    """Run every step ``steps`` yields, sending each one's rows back; its result."""
+    step = next(steps)
+    while True:
+        rows = run_step(driver, step)
+        try:
+            step = steps.send(rows)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+
+def read(engines: Engines, steps: Generator[Step, list[Any], _T]) -> _T:
+    """Drive ``steps`` on the store's own read connection (or a pooled one)."""
+    engine = engines.sync  # made first: it makes the store's own connection
+    with driver_read(engine, own=engines.reads) as driver:
+        return drive(driver, steps)
 
 
 async def _acheckout(
@@ -709,10 +711,7 @@ async def _agive_back(
 
 @asynccontextmanager
 async def adriver_read(
-    engine: AsyncEngine,
-    *,
-    settings: DriverStatement | None = None,
-    own: AsyncReadConnection | None = None,
+    engine: AsyncEngine, *, own: AsyncReadConnection | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """Async twin of :func:`driver_read`."""
     with _timeouts():
@@ -721,17 +720,40 @@ async def adriver_read(
         if driver is None:
             conn, driver, autocommit = await _acheckout(engine)
         try:
-            if settings is None:
-                yield driver
-            else:
-                async with driver.transaction():
-                    await afetch(driver, settings, None)
-                    yield driver
+            yield driver
         finally:
             if conn is not None:
                 await _agive_back(conn, driver, autocommit)
             elif own is not None:
                 own.give_back(driver)
+
+
+async def arun_step(driver: psycopg.AsyncConnection[Any], step: Step) -> list[Any]:
+    """Async twin of :func:`run_step`."""
+    if step.settings is None:
+        return await afetch(driver, step.statement, step.value)
+    async with driver.transaction():
+        await afetch(driver, step.settings, None)
+        return await afetch(driver, step.statement, step.value)
+
+
+async def adrive(driver: psycopg.AsyncConnection[Any], steps: Generator[Step, list[Any], _T]) -> _T:
+    """Async twin of :func:`drive` (the steps are the same generator)."""
+    step = next(steps)
+    while True:
+        rows = await arun_step(driver, step)
+        try:
+            step = steps.send(rows)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+
+async def aread(engines: Engines, steps: Generator[Step, list[Any], _T]) -> _T:
+    """Async twin of :func:`read`."""
+    engine = engines.async_  # made first: it makes the store's own connection
+    async with adriver_read(engine, own=engines.areads) as driver:
+        return await adrive(driver, steps)
 
 
 def fetch(driver: psycopg.Connection[Any], statement: DriverStatement, value: Any) -> list[Any]:

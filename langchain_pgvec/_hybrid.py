@@ -24,7 +24,7 @@ from sqlalchemy.sql import ColumnElement
 from ._errors import InvalidInputError, SchemaError
 from ._indexes import DistanceStrategy
 from ._schema import TSV_COLUMN, Tables
-from ._sql import inline, query_vector, scope
+from ._sql import Leg, inline, scope, search
 
 
 def _tsv(tables: Tables) -> Any:
@@ -39,9 +39,14 @@ def _tsv(tables: Tables) -> Any:
     return tables.embedding.c[TSV_COLUMN], config
 
 
-def _tsquery(config: str, text: str) -> ColumnElement[Any]:
+def check_query(tables: Tables, text: object) -> None:
+    """Raise before any I/O unless the store has full-text search and ``text`` is a string."""
+    _tsv(tables)
     if not isinstance(text, str):
         raise InvalidInputError(f"the query must be a string, got {type(text).__name__}")
+
+
+def _tsquery(config: str, text: str) -> ColumnElement[Any]:
     return func.websearch_to_tsquery(cast(literal(config), REGCONFIG), bindparam("text", text))
 
 
@@ -67,11 +72,13 @@ def full_text(
     return _documents(tables, cid, _text_ranked(tables, cid, text, k, where).subquery("ranked"))
 
 
-def _documents(tables: Tables, cid: uuid.UUID, ranked: Any) -> Select[Any]:
+def _documents(
+    tables: Tables, cid: uuid.UUID, ranked: Any, *extra: ColumnElement[Any]
+) -> Select[Any]:
     """The documents of ``ranked`` (``id``, ``score`` rows), best score first."""
     table = tables.embedding
     return (
-        select(table.c.id, table.c.content, table.c.metadata, ranked.c.score)
+        select(table.c.id, table.c.content, table.c.metadata, ranked.c.score, *extra)
         .join_from(
             ranked,
             table,
@@ -96,17 +103,27 @@ def hybrid(
     rrf_k: int,
     weights: tuple[float, float],
     where: ColumnElement[bool] | None,
+    leg: Leg | None = None,
 ) -> Select[Any]:
-    """Reciprocal rank fusion of the vector and full-text legs, in one statement."""
-    table = tables.embedding
-    distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
-    nearest = (
-        select(table.c.id, distance)
-        .where(scope(tables, cid, where))
-        .order_by(distance)
-        .limit(inline(fetch_k))
-        .subquery("nearest")
-    )
+    """Reciprocal rank fusion of the vector and full-text legs, in one statement.
+
+    The vector leg is the search statement for ``fetch_k`` rows, read as ``leg`` says
+    (the index as it is by default). Each row also carries how many rows the vector
+    leg found (``vector_rows``), so that a leg that came back short can be completed.
+    """
+    leg = leg or Leg(fetch=fetch_k)
+    nearest = search(
+        tables,
+        cid,
+        strategy,
+        vector,
+        fetch_k,
+        where,
+        resort=leg.resort,
+        fetch=leg.fetch,
+        exact=leg.exact,
+        documents=False,
+    ).subquery("nearest")
     vector_leg = select(
         nearest.c.id,
         func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
@@ -130,4 +147,5 @@ def hybrid(
         .limit(inline(k))
         .subquery("fused")
     )
-    return _documents(tables, cid, fused)
+    found = select(func.count()).select_from(vector_leg).scalar_subquery().label("vector_rows")
+    return _documents(tables, cid, fused, found)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -23,35 +24,38 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Engine, Index, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 from tqdm import tqdm
 
 from . import _indexes
-from ._engine import Engines, abegin, afetch, begin, fetch
-from ._errors import InvalidInputError, SchemaError
+from ._engine import Engines, abegin, aread, begin, read
+from ._errors import InvalidInputError, PGVecError, SchemaError
 from ._filters import IndexKind
 from ._indexes import (
     BACKEND_PID,
     PROGRESS,
     RESET_MEMORY,
     DistanceStrategy,
-    Explain,
     IndexInfo,
     IndexSpec,
     IVFFlat,
     PerformanceWarning,
     Wanted,
 )
-from ._schema import TableSpec
-from ._setup import State, find_index, read_indexes
-from ._sql import QUERY
+from ._schema import Tables, TableSpec, mapped_tables
+from ._setup import State, analyze, find_index, read_indexes
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
+
+    from ._search import Planner, Request, Steps
+
+_log = logging.getLogger("langchain_pgvec")
 
 POLL_SECONDS = 0.2
 _STOP_SECONDS = 5.0
@@ -161,8 +165,8 @@ def _check_k(k: object, name: str) -> None:
         raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
 
 
-def _plan_text(rows: Any) -> str:
-    return "\n".join(str(line) for line in rows.scalars())
+def _plan_text(rows: Sequence[Sequence[Any]]) -> str:
+    return "\n".join(str(row[0]) for row in rows)
 
 
 def _wants_progress(show_progress: bool | None) -> bool:
@@ -277,6 +281,7 @@ class IndexMethods:
     _engines: Engines
     _spec: TableSpec
     _state: State | None
+    _planner_made: Planner | None
     distance_strategy: DistanceStrategy
     collection_name: str
     _unindexed_warned: bool = False
@@ -286,6 +291,9 @@ class IndexMethods:
         @property
         def embeddings(self) -> Embeddings: ...
 
+        @property
+        def _planner(self) -> Planner: ...
+
         def _ensure(
             self, dimension: int | None = None, *, create: bool = False
         ) -> State | None: ...
@@ -294,7 +302,7 @@ class IndexMethods:
             self, dimension: int | None = None, *, create: bool = False
         ) -> State | None: ...
 
-        def _search(
+        def _request(
             self,
             state: State,
             embedding: Sequence[float],
@@ -303,9 +311,7 @@ class IndexMethods:
             kwargs: dict[str, Any],
             *,
             with_vectors: bool = False,
-        ) -> Any: ...
-
-        def _judged(self, search: Any, plan: Sequence[Sequence[Any]]) -> Any: ...
+        ) -> Request: ...
 
     # ------------------------------------------------------------------ vector indexes
 
@@ -515,7 +521,8 @@ class IndexMethods:
             build = _prepare(conn, plan)
         if build is not None:
             self._execute(build, _wants_progress(show_progress))
-        self._state = None
+            self._refresh_statistics(mapped_tables(plan.spec), "table")
+        self._indexes_changed()
         return plan.name
 
     async def _acreate(self, plan: _Plan, show_progress: bool | None) -> str:
@@ -523,8 +530,39 @@ class IndexMethods:
             build = await conn.run_sync(_prepare, plan)
         if build is not None:
             await self._aexecute(build, _wants_progress(show_progress))
-        self._state = None
+            await self._arefresh_statistics(mapped_tables(plan.spec), "table")
+        self._indexes_changed()
         return plan.name
+
+    def _indexes_changed(self) -> None:
+        """Read the indexes (and statistics) again before the next search plans."""
+        self._state = None
+        if self._planner_made is not None:
+            self._planner_made.forget()
+
+    # ------------------------------------------------------------------ statistics
+
+    def _refresh_statistics(self, tables: Tables, scope: Literal["table", "planner"]) -> int | None:
+        """``ANALYZE`` the embedding table (see :func:`_setup.analyze`); its row estimate
+        after, or None when that failed. A failure is logged, never raised: the call
+        that asked for it has already committed."""
+        try:
+            with begin(self._engines.sync, vectors=False) as conn:
+                return analyze(conn, tables, scope)
+        except (DBAPIError, PGVecError) as exc:
+            _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
+            return None
+
+    async def _arefresh_statistics(
+        self, tables: Tables, scope: Literal["table", "planner"]
+    ) -> int | None:
+        """Async twin of :meth:`_refresh_statistics`."""
+        try:
+            async with abegin(self._engines.async_, vectors=False) as conn:
+                return await conn.run_sync(analyze, tables, scope)
+        except (DBAPIError, PGVecError) as exc:
+            _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
+            return None
 
     def _execute(self, build: _Build, progress: bool) -> None:
         engine = self._engines.sync
@@ -593,7 +631,7 @@ class IndexMethods:
             build = _drop(conn, self._spec, name, concurrently)
         if build is not None:
             self._execute(build, False)
-        self._state = None
+        self._indexes_changed()
 
     async def adrop_index(self, name: str, *, concurrently: bool = False) -> None:
         """Async twin of :meth:`drop_index`."""
@@ -602,7 +640,7 @@ class IndexMethods:
             build = await conn.run_sync(_drop, self._spec, name, concurrently)
         if build is not None:
             await self._aexecute(build, False)
-        self._state = None
+        self._indexes_changed()
 
     # ------------------------------------------------------------------ EXPLAIN
 
@@ -615,8 +653,9 @@ class IndexMethods:
         mmr: bool,
         fetch_k: int,
         search_kwargs: dict[str, Any],
-    ) -> Any:
-        """The search an explained call would run (its settings, statement, vector)."""
+        analyze: bool,
+    ) -> Steps:
+        """The steps of the search an explained call would run, its search explained."""
         state = _existing_state(state, self._spec, "explain()")
         if state.collection_id is None:
             raise SchemaError(
@@ -626,14 +665,9 @@ class IndexMethods:
             )
         kwargs = dict(search_kwargs)
         kwargs.pop("lambda_mult", None)
-        return self._search(
-            state,
-            vector,
-            fetch_k if mmr else k,
-            filter,
-            kwargs,
-            with_vectors=mmr,
-        )
+        size = fetch_k if mmr else k
+        request = self._request(state, vector, size, filter, kwargs, with_vectors=mmr)
+        return self._planner.explain_steps(request, analyze=analyze)
 
     @staticmethod
     def _explain_args(query: object, k: int, mmr: bool, fetch_k: int) -> None:
@@ -681,15 +715,9 @@ class IndexMethods:
         """
         self._explain_args(query, k, mmr, fetch_k)
         vector = self.embeddings.embed_query(query) if isinstance(query, str) else query
-        search = self._explained(
-            self._ensure(len(vector)), vector, k, filter, mmr, fetch_k, search_kwargs
-        )
-        with begin(self._engines.sync, prelude=search.prelude) as conn:
-            driver: Any = conn.connection.driver_connection
-            while search.probe is not None:  # the search would first ask this too
-                search = self._judged(search, fetch(driver, search.probe, None))
-            explained = Explain(search.statement, analyze=analyze)
-            return _plan_text(conn.execute(explained, {QUERY: search.vector}))
+        state = self._ensure(len(vector))
+        steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
+        return _plan_text(read(self._engines, steps))
 
     async def aexplain(
         self,
@@ -705,21 +733,9 @@ class IndexMethods:
         """Async twin of :meth:`explain`."""
         self._explain_args(query, k, mmr, fetch_k)
         vector = await self.embeddings.aembed_query(query) if isinstance(query, str) else query
-        search = self._explained(
-            await self._aensure(len(vector)),
-            vector,
-            k,
-            filter,
-            mmr,
-            fetch_k,
-            search_kwargs,
-        )
-        async with abegin(self._engines.async_, prelude=search.prelude) as conn:
-            adriver: Any = (await conn.get_raw_connection()).driver_connection
-            while search.probe is not None:
-                search = self._judged(search, await afetch(adriver, search.probe, None))
-            explained = Explain(search.statement, analyze=analyze)
-            return _plan_text(await conn.execute(explained, {QUERY: search.vector}))
+        state = await self._aensure(len(vector))
+        steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
+        return _plan_text(await aread(self._engines, steps))
 
     # ------------------------------------------------------------------ guidance
 

@@ -5,8 +5,8 @@ query and an index: the SQL operator, the comparator on the column type, the ind
 operator class (per vector type) and the mapping of a distance to a relevance score.
 Index specs are small frozen dataclasses that render to ``sqlalchemy.Index``.
 
-Everything here is pure: statements (``CREATE INDEX``, ``DROP INDEX``, ``EXPLAIN``,
-catalog queries), names, checks and messages. ``_index_methods`` runs them.
+Everything here is pure: statements (``CREATE INDEX``, ``DROP INDEX``, catalog
+queries), names, checks and messages. ``_index_methods`` runs them.
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Column, Index, MetaData, Select, Table, func, select, text
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex, DropIndex
-from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.elements import ColumnElement
 
 from ._errors import InvalidInputError, SchemaError
 from ._filters import IndexKind, metadata_index_expression
@@ -384,30 +381,6 @@ def set_memory(value: str, *, local: bool) -> Select[Any]:
 
 RESET_MEMORY = text("RESET maintenance_work_mem")
 BACKEND_PID = select(func.pg_backend_pid())
-
-
-# --------------------------------------------------------------------------- EXPLAIN
-
-
-class Explain(Executable, ClauseElement):
-    """``EXPLAIN [(ANALYZE, BUFFERS)] <statement>``, with the statement's own bound parameters.
-
-    Not cached (``inherit_cache = False``): the plan text depends on the wrapped
-    statement only, and a cached wrapper would map its result rows by the wrapped
-    SELECT's columns.
-    """
-
-    inherit_cache = False
-
-    def __init__(self, statement: ClauseElement, *, analyze: bool = False) -> None:
-        self.statement = statement
-        self.analyze = analyze
-
-
-@compiles(Explain, "postgresql")
-def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    head = "EXPLAIN (ANALYZE, BUFFERS) " if element.analyze else "EXPLAIN "
-    return head + compiler.process(element.statement, **kw)
 
 
 # --------------------------------------------------------------------------- the catalog

@@ -8,9 +8,10 @@ thread), so the two can never disagree about the schema.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -37,8 +38,9 @@ class State:
     """What a store learns from the database once and then caches.
 
     ``approx_rows`` (the planner's estimate, 0 when unknown) and ``indexes`` are a
-    snapshot taken with the rest; the index methods drop the cached state after
-    creating or dropping an index, so the next call reads them again.
+    snapshot taken at ``read_at`` (``time.monotonic()``) with the rest; the store reads
+    them again a minute later, and at once after creating or dropping an index.
+    ``can_analyze``: the role may ``ANALYZE`` the embedding table.
     """
 
     tables: Tables
@@ -47,6 +49,8 @@ class State:
     approx_rows: int = 0
     indexes: tuple[IndexInfo, ...] = ()
     settings: tuple[tuple[str, str], ...] = ()
+    can_analyze: bool = False
+    read_at: float = dataclasses.field(default_factory=time.monotonic)
 
 
 _SETTINGS = text(
@@ -73,6 +77,35 @@ def approx_rows(conn: Connection, spec: TableSpec) -> int:
     """The planner's row estimate of the embedding table; 0 before its first ANALYZE."""
     rows = conn.execute(TABLE_ROWS, _table_params(spec)).scalar()
     return max(0, int(rows or 0))
+
+
+_MAY_ANALYZE = text(
+    "SELECT pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_database d ON d.datname = current_database() "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+)
+# PostgreSQL 17 grants ANALYZE with the MAINTAIN privilege (the owner has it)
+_MAY_MAINTAIN = text(
+    "SELECT has_table_privilege(c.oid, 'MAINTAIN') OR pg_has_role(d.datdba, 'USAGE') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_database d ON d.datname = current_database() "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+)
+
+
+def may_analyze(conn: Connection, spec: TableSpec) -> bool:
+    """Whether this role may ANALYZE the embedding table (its owner, the database's
+    owner, a superuser, or on PostgreSQL 17 a holder of MAINTAIN)."""
+    version = conn.dialect.server_version_info or (0,)
+    query = _MAY_MAINTAIN if version >= (17,) else _MAY_ANALYZE
+    return bool(conn.execute(query, _table_params(spec)).scalar())
+
+
+def analyze(conn: Connection, tables: Tables, scope: Literal["table", "planner"]) -> int:
+    """Bring the embedding table's statistics up to date; its row estimate after."""
+    conn.execute(_sql.analyze(tables, scope))
+    return approx_rows(conn, tables.spec)
 
 
 def find_index(conn: Connection, spec: TableSpec, name: str) -> IndexInfo | None:
@@ -115,6 +148,21 @@ def lock_collection(
         conn.execute(_sql.create_collection(tables, name, metadata))
         cid = conn.execute(_sql.lock_collection(tables, name)).scalar_one()
     return cid
+
+
+def drop_collection(conn: Connection, tables: Tables, name: str) -> int:
+    """Delete collection ``name`` and its documents; how many documents went.
+
+    The collection row is locked first (``FOR UPDATE``), as writers lock it (``FOR KEY
+    SHARE``) before their rows: a write in flight commits before the delete begins, and
+    a write that comes after waits, then creates the collection anew.
+    """
+    cid = conn.execute(_sql.collection_id(tables, name).with_for_update()).scalar()
+    if cid is None:
+        return 0
+    removed = conn.execute(_sql.delete_where(tables, cid, None)).rowcount
+    conn.execute(_sql.delete_collection(tables, name))
+    return int(removed)
 
 
 _HAS_COLUMN = text(
@@ -246,4 +294,5 @@ def ensure(
         approx_rows=approx_rows(conn, spec),
         indexes=tuple(read_indexes(conn, spec)),
         settings=read_settings(conn),
+        can_analyze=may_analyze(conn, spec),
     )

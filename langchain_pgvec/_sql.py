@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import (
@@ -30,10 +31,71 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import Insert as PGInsert
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
-from ._indexes import DistanceStrategy, Explain
+from ._indexes import DistanceStrategy
 from ._schema import Tables, send_function, vector_column_type
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN [(ANALYZE, BUFFERS)] <statement>``, with the statement's own bound
+    parameters; ``json`` asks for ``FORMAT JSON`` (one row: the plan as a document).
+
+    Not cached (``inherit_cache = False``): the plan text depends on the wrapped
+    statement only, and a cached wrapper would map its result rows by the wrapped
+    SELECT's columns.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, statement: ClauseElement, *, analyze: bool = False, json: bool = False):
+        self.statement = statement
+        self.analyze = analyze
+        self.json = json
+
+
+@compiles(Explain, "postgresql")
+def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    options = [o for o, on in (("ANALYZE", element.analyze), ("BUFFERS", element.analyze)) if on]
+    if element.json:
+        options.append("FORMAT JSON")
+    head = "EXPLAIN (" + ", ".join(options) + ") " if options else "EXPLAIN "
+    return head + compiler.process(element.statement, **kw)
+
+
+class Analyze(Executable, ClauseElement):
+    """``ANALYZE <table> [(<columns>)]``: fresh statistics for the planner."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Any, columns: Sequence[str] = ()) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+
+
+@compiles(Analyze, "postgresql")
+def _compile_analyze(element: Analyze, compiler: SQLCompiler, **kw: Any) -> str:
+    preparer = compiler.preparer
+    text = "ANALYZE " + preparer.format_table(element.table)
+    if element.columns:
+        text += " (" + ", ".join(preparer.quote(c) for c in element.columns) + ")"
+    return text
+
+
+def analyze(tables: Tables, scope: Literal["table", "planner"] = "table") -> Analyze:
+    """``ANALYZE`` of the embedding table: every column and index expression
+    (``"table"``), or only the columns searches are planned by (``"planner"``: the
+    collection, the metadata and the full-text column; a fraction of the time, as it
+    skips the vectors, ids, texts and expression indexes)."""
+    table = tables.embedding
+    if scope == "table":
+        return Analyze(table)
+    wanted = ("collection_id", "metadata", "content_tsv")
+    return Analyze(table, [c for c in wanted if c in table.c])
 
 
 def collection_id(tables: Tables, name: str) -> Select[Any]:
@@ -152,6 +214,7 @@ def search(
     resort: bool = False,
     fetch: int | None = None,
     exact: bool = False,
+    documents: bool = True,
 ) -> Select[Any]:
     """The ``k`` nearest documents: id, content, metadata, distance (and embedding bytes).
 
@@ -163,36 +226,49 @@ def search(
     ``fetch`` > ``k``, the index is asked for ``fetch`` rows and the ``k`` nearest of
     them by exact distance are kept. With ``exact``, the order is one no vector index
     can serve: the rows matching ``where`` (found by their own indexes) are ranked by
-    exact distance.
+    exact distance. Without ``documents``, only ids and distances (a hybrid search's
+    vector leg).
     """
     table = tables.embedding
     distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
+    if not documents:
+        columns = [table.c.id, distance]
     if with_vectors:
         columns.append(table.c.embedding)
     fetch = k if exact else max(k, fetch or k)
-    order = distance + literal(0.0) if exact else distance
+    order = distance + inline(0.0) if exact else distance
     nearest = select(*columns).where(scope(tables, cid, where)).order_by(order).limit(inline(fetch))
     if exact and not with_vectors:
         return nearest
     if not (resort or with_vectors or fetch > k):
         return nearest
     inner = nearest.subquery("nearest")
-    outer: list[Any] = [inner.c.id, inner.c.content, inner.c.metadata, inner.c.distance]
+    outer: list[Any] = [inner.c[c.name] for c in columns if c.name != "embedding"]
     if with_vectors:
         outer.append(send_function(tables.spec.vector_type, inner.c.embedding).label("vec"))
     # "+ 0": the planner would otherwise trust the inner ORDER BY and skip this sort,
     # which a relaxed iterative scan needs (pgvector's documented form)
-    ranked = select(*outer).order_by(inner.c.distance + literal(0.0))
+    ranked = select(*outer).order_by(inner.c.distance + inline(0.0))
     return ranked if fetch == k else ranked.limit(inline(k))
 
 
-def matching_rows_plan(
-    tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None
-) -> Explain:
-    """EXPLAIN of the collection's rows matching ``where``: its first line holds the
-    planner's estimate of how many there are (``rows=N``)."""
-    return Explain(select(literal(1)).where(scope(tables, cid, where)))
+@dataclass(frozen=True)
+class Leg:
+    """How the vector leg of a hybrid search reads its rows (the planner's route):
+    ``fetch`` rows asked of the index, sorted again (``resort``), or ranked exactly."""
+
+    fetch: int
+    resort: bool = False
+    exact: bool = False
+
+
+def probe(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> Explain:
+    """``EXPLAIN (FORMAT JSON)`` of the collection's rows matching ``where``, then of the
+    table's rows: the planner's estimates of both, in one round trip and no rows read."""
+    table = tables.embedding
+    matching = select(literal(1)).where(scope(tables, cid, where))
+    return Explain(matching.union_all(select(literal(1)).select_from(table)), json=True)
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import json
 import math
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.documents import Document
@@ -30,31 +27,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from . import _hybrid, _ingest, _sql, _tuning
-from ._engine import (
-    Connectable,
-    DriverStatement,
-    Engines,
-    abegin,
-    adriver_read,
-    afetch,
-    aretrying,
-    begin,
-    driver_read,
-    fetch,
-    retrying,
-)
+from ._engine import Connectable, Engines, abegin, aread, aretrying, begin, read, retrying
 from ._errors import InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
-from ._input import as_vector, check_ids, check_string, lookup_ids, prepare
+from ._input import check_ids, check_string, lookup_ids, prepare
 from ._mmr import maximal_marginal_relevance
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, decode_vectors
-from ._setup import State, ensure, lock_collection
+from ._search import Planner, Request, Steps
+from ._setup import State, drop_collection, ensure, lock_collection
 from ._tuning import SearchSettings
 
 Filter = Mapping[str, Any]
+#: seconds the store trusts what it read of the tables (indexes, row estimate, ...)
+STATE_TTL = 60.0
+#: statistics are refreshed after this store wrote or deleted this share of the
+#: table's rows, and at least ANALYZE_MIN_ROWS
+ANALYZE_SHARE = 0.2
+ANALYZE_MIN_ROWS = 1000
 
 
 def _documents(rows: Iterable[Row[Any]]) -> list[Document]:
@@ -66,11 +58,9 @@ def _scored(rows: Iterable[Sequence[Any]]) -> list[tuple[Document, float]]:
     return [(Document(id=r[0], page_content=r[1] or "", metadata=r[2]), float(r[3])) for r in rows]
 
 
-def _fused(rows: Iterable[Row[Any]]) -> list[tuple[Document, float]]:
-    return [
-        (Document(id=r.id, page_content=r.content or "", metadata=r.metadata), float(r.score))
-        for r in rows
-    ]
+def _fused(rows: Iterable[Sequence[Any]]) -> list[tuple[Document, float]]:
+    """(Document, score) pairs from ``(id, content, metadata, score, ...)`` rows."""
+    return _scored(rows)
 
 
 def _in_order(documents: list[Document], ids: Sequence[str]) -> list[Document]:
@@ -82,53 +72,6 @@ def _writable(state: State | None) -> State:
     if state is None:  # pragma: no cover - ensure(create=True) always returns a state
         raise SchemaError("the tables could not be created")
     return state
-
-
-_STATEMENT_CACHE = 256
-
-
-class _Search(NamedTuple):
-    prelude: Any  # SET LOCAL statement, or None
-    statement: Any  # the SQLAlchemy statement (for explain)
-    driver: DriverStatement  # the same, compiled for psycopg
-    vector: np.ndarray
-    # a filter not judged lately: the query to run first (the planner's estimate of
-    # its rows, then, if that is within reach of the threshold, their capped count),
-    # the key to remember the answer by, and the exact search to run if they are few
-    probe: DriverStatement | None = None
-    tally: DriverStatement | None = None
-    estimate_key: Any = None
-    exact: tuple[Any, DriverStatement] | None = None
-    threshold: int = 0
-    settings: DriverStatement | None = None  # ``prelude`` compiled for psycopg
-
-
-def _filter_key(filter: Filter | None) -> str | None:
-    """The filter as canonical JSON ("" for none; None: not JSON, never cached)."""
-    try:
-        return json.dumps(filter, sort_keys=True, allow_nan=False) if filter else ""
-    except (TypeError, ValueError):
-        return None  # let the filter compiler say what is wrong
-
-
-#: seconds a filter's judged row count is trusted
-_ESTIMATE_TTL = 60.0
-#: a planner's estimate up to this many times the threshold is checked by counting:
-#: for containment its statistics resolve about 1% of the table (a 2% filter on
-#: 100,000 rows is estimated anywhere from 1,000 to 6,000 rows, from run to run)
-_REACH = 4
-_ROWS = re.compile(r"rows=(\d+)")
-
-
-def _few(rows: int, kind: str, threshold: int) -> bool | None:
-    """Whether a filter matching ``rows`` (``kind``: "exactly", "at least" for a count
-    that hit its cap, "about" for the planner's estimate) matches at most
-    ``threshold`` rows; None when only counting can tell."""
-    if kind == "exactly":
-        return rows <= threshold
-    if kind == "at least":
-        return False if rows > threshold else None
-    return False if rows > _REACH * threshold else None
 
 
 def _check_k(k: int, name: str = "k") -> None:
@@ -223,14 +166,10 @@ class PGVecStore(IndexMethods, VectorStore):
         )
         self._engines = Engines(connection, engine_kwargs)
         self._state: State | None = None
-        self._statements: dict[tuple[Any, ...], Any] = {}
-        self._estimates: dict[tuple[Any, ...], tuple[float, int, str]] = {}
-        self._settings: dict[Any, DriverStatement] = {}
-        # unfiltered searches without per-call settings, by (k, flags): the state they
-        # were made for and the search; valid while search_settings is the object they
-        # were resolved with
-        self._plain: dict[tuple[Any, ...], tuple[State, _Search]] = {}
-        self._plain_settings = self.search_settings
+        self._planner_made: Planner | None = None
+        #: rows this store wrote or deleted since the table's statistics were last
+        #: refreshed (by this store, or when the state was read)
+        self._changed = 0
 
     # ------------------------------------------------------------------ plumbing
 
@@ -253,7 +192,7 @@ class PGVecStore(IndexMethods, VectorStore):
         return self.override_relevance_score_fn or self.distance_strategy.relevance
 
     def _known(self, state: State | None, dimension: int | None, create: bool) -> bool:
-        if state is None:
+        if state is None or time.monotonic() - state.read_at > STATE_TTL:
             return False
         if create and state.collection_id is None:
             return False
@@ -298,12 +237,41 @@ class PGVecStore(IndexMethods, VectorStore):
         timeout = self.search_settings.statement_timeout_ms
         return None if timeout is None else _tuning.set_local({"statement_timeout": str(timeout)})
 
-    def _grew(self, rows: int) -> None:
-        """Add rows this store wrote to its cached row estimate, so that the warning
-        about a large unindexed table also sees a table that grew after ensure()."""
+    def _changes(self, added: int = 0, removed: int = 0) -> Tables | None:
+        """Count rows this store wrote or deleted (the row estimate follows, for the
+        unindexed-table warning); the tables whose statistics are now due, if any:
+        after changes to :data:`ANALYZE_SHARE` of the rows, and at least
+        :data:`ANALYZE_MIN_ROWS`, when the role may analyze the table."""
+        if self._planner_made is not None:
+            self._planner_made.forget()
         state = self._state
-        if state is not None:
-            self._state = dataclasses.replace(state, approx_rows=state.approx_rows + rows)
+        if state is None:
+            return None
+        self._changed += added + removed
+        rows = max(0, state.approx_rows + added - removed)
+        self._state = dataclasses.replace(state, approx_rows=rows)
+        if not state.can_analyze or self._changed < max(ANALYZE_MIN_ROWS, ANALYZE_SHARE * rows):
+            return None
+        return state.tables
+
+    def _analyzed(self, rows: int | None) -> None:
+        """The statistics were refreshed (``rows``: the table's estimate after)."""
+        state = self._state
+        if rows is not None and state is not None:
+            self._state = dataclasses.replace(state, approx_rows=rows)
+            self._changed = 0
+
+    def _wrote(self, added: int = 0, removed: int = 0) -> None:
+        """After a write committed: refresh the statistics when it changed enough."""
+        tables = self._changes(added, removed)
+        if tables is not None:
+            self._analyzed(self._refresh_statistics(tables, "planner"))
+
+    async def _awrote(self, added: int = 0, removed: int = 0) -> None:
+        """Async twin of :meth:`_wrote`."""
+        tables = self._changes(added, removed)
+        if tables is not None:
+            self._analyzed(await self._arefresh_statistics(tables, "planner"))
 
     def _writable(self, dimension: int) -> State:
         return _writable(self._ensure(dimension, create=True))
@@ -369,7 +337,7 @@ class PGVecStore(IndexMethods, VectorStore):
         _ingest.check_dimension(state.tables, batch)
         with begin(self._engines.sync, prelude=self._prelude()) as conn:
             _ingest.write(conn, state.tables, self._lock(conn, state.tables), batch)
-        self._grew(len(batch))
+        self._wrote(added=len(batch))
         return batch.ids
 
     async def aadd_embeddings(
@@ -389,7 +357,7 @@ class PGVecStore(IndexMethods, VectorStore):
         async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
             cid = await conn.run_sync(self._lock, state.tables)
             await _ingest.awrite(conn, state.tables, cid, batch)
-        self._grew(len(batch))
+        await self._awrote(added=len(batch))
         return batch.ids
 
     def add_texts(
@@ -437,7 +405,7 @@ class PGVecStore(IndexMethods, VectorStore):
                     _ingest.write(conn, state.tables, cid, batch)
                     bar.update(len(batch))
                     vectors = ahead.result() if ahead else []
-        self._grew(len(rows))
+        self._wrote(added=len(rows))
         return rows.ids
 
     async def aadd_texts(
@@ -470,7 +438,7 @@ class PGVecStore(IndexMethods, VectorStore):
                     await _ingest.awrite(conn, state.tables, cid, batch)
                     bar.update(len(batch))
                     vectors = await ahead if ahead else []
-        self._grew(len(rows))
+        await self._awrote(added=len(rows))
         return rows.ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
@@ -599,7 +567,8 @@ class PGVecStore(IndexMethods, VectorStore):
             return True
         statement = self._delete_statement(state, ids, filter)
         with begin(self._engines.sync, prelude=self._prelude()) as conn:
-            retrying(conn, lambda: conn.execute(statement))
+            removed = retrying(conn, lambda: conn.execute(statement)).rowcount
+        self._wrote(removed=removed)
         return True
 
     async def adelete(
@@ -612,7 +581,8 @@ class PGVecStore(IndexMethods, VectorStore):
             return True
         statement = self._delete_statement(state, ids, filter)
         async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
-            await aretrying(conn, lambda: conn.execute(statement))
+            removed = (await aretrying(conn, lambda: conn.execute(statement))).rowcount
+        await self._awrote(removed=removed)
         return True
 
     @staticmethod
@@ -638,18 +608,24 @@ class PGVecStore(IndexMethods, VectorStore):
     def delete_collection(self) -> None:
         """Delete this store's collection and all its documents."""
         state = self._ensure()
-        self._state = None
         if state is not None:
             with begin(self._engines.sync, prelude=self._prelude()) as conn:
-                conn.execute(_sql.delete_collection(state.tables, self.collection_name))
+                removed = drop_collection(conn, state.tables, self.collection_name)
+            tables = self._changes(removed=removed)
+            if tables is not None:
+                self._refresh_statistics(tables, "planner")
+        self._state = None
 
     async def adelete_collection(self) -> None:
         """Async twin of :meth:`delete_collection`."""
         state = await self._aensure()
-        self._state = None
         if state is not None:
             async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
-                await conn.execute(_sql.delete_collection(state.tables, self.collection_name))
+                removed = await conn.run_sync(drop_collection, state.tables, self.collection_name)
+            tables = self._changes(removed=removed)
+            if tables is not None:
+                await self._arefresh_statistics(tables, "planner")
+        self._state = None
 
     # ------------------------------------------------------------------ searching
 
@@ -661,7 +637,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        return _scored(self._read(self._search(state, embedding, k, filter, kwargs)))
+        return _scored(read(self._engines, self._steps(state, embedding, k, filter, kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -671,39 +647,16 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        return _scored(await self._aread(self._search(state, embedding, k, filter, kwargs)))
+        return _scored(await aread(self._engines, self._steps(state, embedding, k, filter, kwargs)))
 
-    def _read(self, search: _Search) -> list[Any]:
-        """The rows of a search. One statement (no settings, the filter already judged)
-        runs straight on the store's own connection when it is free; otherwise the
-        settings, the probes :meth:`_judged` reads and the search share one connection."""
-        engines = self._engines
-        engine = engines.sync  # made first: it makes the store's own connection
-        own = engines.reads
-        if own is not None and search.probe is None and search.settings is None:
-            rows = own.fetch(search.driver, search.vector)
-            if rows is not None:
-                return rows
-        with driver_read(engine, settings=search.settings, own=own) as driver:
-            while search.probe is not None:
-                search = self._judged(search, fetch(driver, search.probe, None))
-            return fetch(driver, search.driver, search.vector)
+    @property
+    def _planner(self) -> Planner:
+        planner = self._planner_made
+        if planner is None:
+            planner = self._planner_made = Planner(self._engines.dialect, self.distance_strategy)
+        return planner
 
-    async def _aread(self, search: _Search) -> list[Any]:
-        """Async twin of :meth:`_read`."""
-        engines = self._engines
-        async_engine = engines.async_  # made first: it makes the store's own connection
-        own = engines.areads
-        if own is not None and search.probe is None and search.settings is None:
-            rows = await own.fetch(search.driver, search.vector)
-            if rows is not None:
-                return rows
-        async with adriver_read(async_engine, settings=search.settings, own=own) as driver:
-            while search.probe is not None:
-                search = self._judged(search, await afetch(driver, search.probe, None))
-            return await afetch(driver, search.driver, search.vector)
-
-    def _search(
+    def _request(
         self,
         state: State,
         embedding: Sequence[float],
@@ -712,153 +665,27 @@ class PGVecStore(IndexMethods, VectorStore):
         kwargs: dict[str, Any],
         *,
         with_vectors: bool = False,
-    ) -> _Search:
-        """The settings statement, the search statement and the query vector.
-
-        Statements are built and compiled once per shape (k, filter, flags): the query
-        vector is the only parameter that changes between calls. The settings
-        statement is sent only for settings that differ from the session's (the plain
-        top-k sends none). A filtered search is exact, without settings, when the
-        filter is known to match few rows; when that is not known (or was learnt over
-        a minute ago), the search carries the EXPLAIN that tells, see :meth:`_judged`.
-        """
-        assert state.collection_id is not None
+    ) -> Request:
+        """One search, validated (before any I/O); warns once about a missing index."""
         self._warn_if_unindexed(state)
-        vector = as_vector(embedding, state.tables.spec.dimension)
-        plain = None if filter or kwargs else (k, with_vectors)
-        if plain is not None:  # the common call: all but the vector known from the last one
-            if self.search_settings is not self._plain_settings:  # reassigned: start over
-                self._plain.clear()
-                self._plain_settings = self.search_settings
-            last = self._plain.get(plain)
-            if last is not None and last[0] is state:
-                return last[1]._replace(vector=vector)
-        settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
-        shape = _filter_key(filter)
-        # compiled (and validated) only when a statement is built: a cached shape was
-        # built from a filter with the same JSON, which compiles the same
-        where = functools.cache(lambda: self._where(state, filter))
-        threshold = _tuning.exact_below(settings) if filter else 0
-        estimate_key = (state.tables.spec, state.collection_id, shape)
-        known = self._estimates.get(estimate_key) if threshold and shape is not None else None
-        decided = None
-        if known is not None and time.monotonic() - known[0] < _ESTIMATE_TTL:
-            decided = _few(known[1], known[2], threshold)
-        if decided:
-            exact = self._statement(state, vector, k, where, shape, with_vectors, True)
-            return _Search(None, exact[0], exact[1], vector)
-
-        iterative = _tuning.supports_iterative(state.extension_version)
-        fetch_rows = _tuning.fetch_size(settings, k, bool(filter))
-        gucs = _tuning.resolve(
-            settings, candidates=fetch_rows, filtered=bool(filter), iterative_supported=iterative
-        )
-        resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
-        approx = self._statement(
-            state, vector, (k, fetch_rows, resort), where, shape, with_vectors, False
-        )
-        prelude = _tuning.set_local(_tuning.changes(gucs, dict(state.settings)))
-        gucs_sql = None if prelude is None else self._compiled_settings(prelude)
-        if not threshold or decided is not None:
-            search = _Search(prelude, approx[0], approx[1], vector, settings=gucs_sql)
-            if plain is not None:
-                if len(self._plain) >= _STATEMENT_CACHE:
-                    self._plain.clear()
-                self._plain[plain] = (state, search)
-            return search
-        tables, cid = state.tables, state.collection_id
-        plan = _sql.matching_rows_plan(tables, cid, where())
-        count = _sql.count(tables, cid, where(), cap=threshold + 1)
-        return _Search(
-            prelude,
-            approx[0],
-            approx[1],
-            vector,
-            probe=self._compiled(plan),
-            tally=self._compiled(count),
-            estimate_key=estimate_key if shape is not None else None,
-            exact=self._statement(state, vector, k, where, shape, with_vectors, True),
-            threshold=threshold,
-            settings=gucs_sql,
+        settings = self.search_settings
+        return self._planner.request(
+            state, embedding, k, filter, kwargs, settings, with_vectors=with_vectors
         )
 
-    def _statement(
+    def _steps(
         self,
         state: State,
-        vector: np.ndarray,
-        size: Any,
-        where: Callable[[], ColumnElement[bool] | None],
-        shape: str | None,
-        with_vectors: bool,
-        exact: bool,
-    ) -> tuple[Any, DriverStatement]:
-        """A search statement and its compiled form, cached by shape.
-
-        ``size`` is ``k`` for an exact search, ``(k, fetch, resort)`` for an index one.
-        """
-        assert state.collection_id is not None
-        key: tuple[Any, ...] | None = None
-        if shape is not None:
-            spec, cid = state.tables.spec, state.collection_id
-            key = (spec, cid, size, shape, with_vectors, exact)
-        cached = self._statements.get(key) if key is not None else None
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        k, fetch_rows, resort = (size, size, False) if exact else size
-        statement = _sql.search(
-            state.tables,
-            state.collection_id,
-            self.distance_strategy,
-            vector,
-            k,
-            where(),
-            with_vectors=with_vectors,
-            resort=resort,
-            fetch=fetch_rows,
-            exact=exact,
-        )
-        compiled = statement, self._compiled(statement)
-        if key is not None:
-            if len(self._statements) >= _STATEMENT_CACHE:
-                self._statements.clear()
-            self._statements[key] = compiled
-        return compiled
-
-    def _compiled_settings(self, prelude: Any) -> DriverStatement:
-        # the few settings statements recur (_tuning builds each once): compile each once
-        compiled = self._settings.get(prelude)
-        if compiled is None:
-            if len(self._settings) >= _STATEMENT_CACHE:
-                self._settings.clear()
-            compiled = self._settings[prelude] = self._compiled(prelude)
-        return compiled
-
-    def _compiled(self, statement: Any) -> DriverStatement:
-        # psycopg's sync and async dialects compile alike: one form serves both runners
-        return DriverStatement.compile(statement, self._engines.dialect, _sql.QUERY)
-
-    def _judged(self, search: _Search, answer: Sequence[Sequence[Any]]) -> _Search:
-        """The search once its probe has answered: the planner's estimate (EXPLAIN
-        lines) may call for the capped count next; the count decides. The exact search
-        runs when the filter matches at most the threshold's rows."""
-        if search.probe is search.tally:
-            rows: int | None = int(answer[0][0])
-            kind = "at least" if rows == search.threshold + 1 else "exactly"
-        else:
-            found = _ROWS.search(str(answer[0][0])) if answer else None
-            rows, kind = (int(found.group(1)) if found else None), "about"
-            if rows is not None and _few(rows, kind, search.threshold) is None:
-                return search._replace(probe=search.tally)  # close: count them
-        search = search._replace(probe=None)
-        if rows is None or search.exact is None:
-            return search
-        if search.estimate_key is not None:
-            if len(self._estimates) >= _STATEMENT_CACHE:
-                self._estimates.clear()
-            self._estimates[search.estimate_key] = (time.monotonic(), rows, kind)
-        if not _few(rows, kind, search.threshold):
-            return search
-        return search._replace(statement=search.exact[0], driver=search.exact[1])
+        embedding: Sequence[float],
+        k: int,
+        filter: Filter | None,
+        kwargs: dict[str, Any],
+        *,
+        with_vectors: bool = False,
+    ) -> Steps:
+        """The statements of one search (see ``_search``), for either runner."""
+        request = self._request(state, embedding, k, filter, kwargs, with_vectors=with_vectors)
+        return self._planner.steps(request)
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -932,9 +759,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        search = self._search(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        rows = self._read(search)
-        return self._mmr(state, embedding, rows, k, lambda_mult)
+        steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
+        return self._mmr(state, embedding, read(self._engines, steps), k, lambda_mult)
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -951,9 +777,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
-        search = self._search(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        rows = await self._aread(search)
-        return self._mmr(state, embedding, rows, k, lambda_mult)
+        steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
+        return self._mmr(state, embedding, await aread(self._engines, steps), k, lambda_mult)
 
     @staticmethod
     def _mmr(
@@ -1066,11 +891,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(vector))
         if not k or state is None or state.collection_id is None:
             return []
-        prelude, statement = self._hybrid(
-            state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs
-        )
-        with begin(self._engines.sync, prelude=prelude) as conn:
-            return _fused(conn.execute(statement))
+        steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
+        return _fused(read(self._engines, steps))
 
     async def ahybrid_search_with_score(
         self,
@@ -1088,13 +910,10 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(vector))
         if not k or state is None or state.collection_id is None:
             return []
-        prelude, statement = self._hybrid(
-            state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs
-        )
-        async with abegin(self._engines.async_, prelude=prelude) as conn:
-            return _fused(await conn.execute(statement))
+        steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
+        return _fused(await aread(self._engines, steps))
 
-    def _hybrid(
+    def _hybrid_steps(
         self,
         state: State,
         embedding: Sequence[float],
@@ -1105,9 +924,8 @@ class PGVecStore(IndexMethods, VectorStore):
         rrf_k: int,
         weights: tuple[float, float],
         kwargs: dict[str, Any],
-    ) -> tuple[Any, Any]:
-        """The settings statement and the fused statement of one hybrid search."""
-        assert state.collection_id is not None
+    ) -> Steps:
+        """The statements of one hybrid search, its arguments checked first."""
         _check_k(k)
         candidates = max(20, 4 * k) if fetch_k is None else fetch_k
         _check_k(candidates, "fetch_k")
@@ -1116,27 +934,10 @@ class PGVecStore(IndexMethods, VectorStore):
             raise InvalidInputError(
                 f"weights must be two non-negative numbers (vector, text), got {weights!r}"
             )
-        where = self._where(state, filter)
-        settings = self.search_settings.merged(_tuning.from_kwargs(kwargs))
-        gucs = _tuning.resolve(
-            settings,
-            candidates=candidates,
-            filtered=where is not None,
-            iterative_supported=_tuning.supports_iterative(state.extension_version),
-        )
-        statement = _hybrid.hybrid(
-            state.tables,
-            state.collection_id,
-            self.distance_strategy,
-            as_vector(embedding, state.tables.spec.dimension),
-            query,
-            k=k,
-            fetch_k=candidates,
-            rrf_k=rrf_k,
-            weights=(float(weights[0]), float(weights[1])),
-            where=where,
-        )
-        return _tuning.set_local(_tuning.changes(gucs, dict(state.settings))), statement
+        _hybrid.check_query(state.tables, query)
+        request = self._request(state, embedding, candidates, filter, kwargs)
+        pair = (float(weights[0]), float(weights[1]))
+        return self._planner.hybrid_steps(request, query, k, rrf_k, pair)
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -1164,11 +965,8 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure()
         if not k or state is None or state.collection_id is None:
             return []
-        statement = _hybrid.full_text(
-            state.tables, state.collection_id, query, k, self._where(state, filter)
-        )
-        with begin(self._engines.sync, prelude=self._prelude()) as conn:
-            return _fused(conn.execute(statement))
+        steps = self._full_text_steps(state, query, k, filter)
+        return _fused(read(self._engines, steps))
 
     async def afull_text_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -1178,11 +976,13 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure()
         if not k or state is None or state.collection_id is None:
             return []
-        statement = _hybrid.full_text(
-            state.tables, state.collection_id, query, k, self._where(state, filter)
-        )
-        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
-            return _fused(await conn.execute(statement))
+        steps = self._full_text_steps(state, query, k, filter)
+        return _fused(await aread(self._engines, steps))
+
+    def _full_text_steps(self, state: State, query: str, k: int, filter: Filter | None) -> Steps:
+        _hybrid.check_query(state.tables, query)
+        where = self._where(state, filter)
+        return self._planner.full_text_steps(state, query, k, where, self.search_settings)
 
     def full_text_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -166,9 +167,15 @@ def resolve(
             gucs["hnsw.max_scan_tuples"] = str(settings.max_scan_tuples)
         if settings.max_probes is not None:
             gucs["ivfflat.max_probes"] = str(settings.max_probes)
-    if settings.statement_timeout_ms is not None:
-        gucs["statement_timeout"] = str(settings.statement_timeout_ms)
+    gucs.update(timeout(settings))
     return gucs
+
+
+def timeout(settings: SearchSettings) -> dict[str, str]:
+    """The statement timeout, the one setting a search without an index sends."""
+    if settings.statement_timeout_ms is None:
+        return {}
+    return {"statement_timeout": str(settings.statement_timeout_ms)}
 
 
 def changes(gucs: dict[str, str], current: dict[str, str]) -> dict[str, str]:
@@ -178,9 +185,10 @@ def changes(gucs: dict[str, str], current: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in gucs.items() if known.get(name) != value}
 
 
-def set_local(gucs: dict[str, str]) -> Select[Any] | None:
+def set_local(gucs: Mapping[str, str] | Sequence[tuple[str, str]]) -> Select[Any] | None:
     """One statement setting every GUC for the current transaction only."""
-    return _set_local(tuple(gucs.items())) if gucs else None
+    items = tuple(gucs.items()) if isinstance(gucs, Mapping) else tuple(gucs)
+    return _set_local(items) if items else None
 
 
 @functools.lru_cache(maxsize=128)

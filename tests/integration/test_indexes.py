@@ -269,13 +269,23 @@ async def test_search_settings_reassigned_apply_to_the_next_search(
     store = make_store()
     vectors = await load(run, store, 300)
     await run(store, "create_index", SMALL_HNSW)
-    analyze(engine, store)
     query = vectors[0].tolist()
-    assert len(await run(store, "similarity_search_by_vector", query, 10)) == 10
+    first_line = re.compile(r"actual time=\S+ rows=(\d+)")
+
+    def scanned(plan: str) -> int:
+        found = first_line.search(plan.splitlines()[0])
+        assert found, plan
+        return int(found.group(1))
+
+    assert scanned(await run(store, "explain", query, 10, analyze=True)) == 10
     store.search_settings = SearchSettings(ef_search=1)  # the index yields one candidate
-    assert len(await run(store, "similarity_search_by_vector", query, 10)) < 10
+    assert scanned(await run(store, "explain", query, 10, analyze=True)) == 1
+    # the search itself never comes back short: the one row is completed exactly
+    found = await run(store, "similarity_search_by_vector", query, 10)
+    exact = np.argsort(1.0 - vectors @ vectors[0])[:10]
+    assert [d.id for d in found] == [f"0-{i}" for i in exact]
     store.search_settings = SearchSettings()
-    assert len(await run(store, "similarity_search_by_vector", query, 10)) == 10
+    assert scanned(await run(store, "explain", query, 10, analyze=True)) == 10
 
 
 async def test_filtered_search_sorts_again_by_exact_distance(

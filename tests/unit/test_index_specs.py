@@ -15,10 +15,10 @@ from langchain_pgvec import HNSW, DistanceStrategy, InvalidInputError, IVFFlat, 
 from langchain_pgvec._errors import FilterError, SchemaError
 from langchain_pgvec._filters import compile_filter
 from langchain_pgvec._index_methods import _Bar
+from langchain_pgvec._sql import Explain
 from langchain_pgvec._indexes import (
     MAX_NAME_BYTES,
     UNINDEXED_ROWS,
-    Explain,
     IndexInfo,
     PerformanceWarning,
     Wanted,
@@ -127,6 +127,8 @@ def test_explain_wraps_the_statement_and_keeps_its_parameters() -> None:
     assert list(compiled.params.values()) == ["x"]
     analyzed = str(Explain(statement, analyze=True).compile(dialect=DIALECT))
     assert analyzed.startswith("EXPLAIN (ANALYZE, BUFFERS) SELECT")
+    as_json = str(Explain(statement, json=True).compile(dialect=DIALECT))
+    assert as_json.startswith("EXPLAIN (FORMAT JSON) SELECT")
 
 
 # ---------------------------------------------------------------------- names and checks

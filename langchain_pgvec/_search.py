@@ -1,0 +1,499 @@
+"""The search planner: how a search reads its rows, decided without I/O.
+
+A search ranks the rows of one collection that match a filter. The collection is a
+filter too: it may be everything a vector index holds, or a small share of a table
+that many collections share, and an index scan that ignores this returns fewer than
+``k`` rows, or the wrong ones. From what it knows about the collection, the filter and
+the indexes, the planner picks one of three routes:
+
+- ``exact``: no vector index serves the search, or the collection's matching rows are
+  few (at most ``exact_below``): their own indexes (the primary key for the
+  collection, GIN or a metadata index for the filter) find them, and every one is
+  ranked by exact distance;
+- ``index``: no filter, and the collection is (nearly) all that the index holds (its
+  own partial index, or most of a shared one's rows): the plain index scan, which is
+  one statement and needs no settings;
+- ``iterative``: the collection is a minority of a shared index, or a filter narrows
+  it: the index keeps scanning until enough rows pass (pgvector 0.8's iterative
+  scans), is asked for ``overfetch * k`` rows, and those are sorted again by exact
+  distance.
+
+A search through an index that comes back with fewer than ``k`` rows (an iterative
+scan that hit ``max_scan_tuples``, a pgvector without iterative scans, statistics
+that lied) is completed by the exact route, so a search returns min(k, matching rows).
+
+What the planner knows comes from the database a statement at a time.
+:meth:`Planner.steps` is a generator: it yields each statement to run (the database
+planner's estimate of the matching rows, a count stopped just above the threshold,
+the search, its completion) as a :class:`~._engine.Step` and receives its rows; the
+sync, async and explain runners drive the same generator. What a probe learnt is
+kept for a minute per (collection, filter), and forgotten when this store writes or
+changes an index.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+from sqlalchemy import Dialect
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement
+
+from . import _hybrid, _sql, _tuning
+from ._engine import DriverStatement, Step
+from ._filters import compile_filter
+from ._indexes import DistanceStrategy, IndexInfo
+from ._input import as_vector
+from ._setup import State
+from ._tuning import SearchSettings
+
+Steps = Generator[Step, list[Any], list[Any]]
+Kind = Literal["exactly", "at least", "about"]
+Route = Literal["exact", "index", "iterative"]
+
+#: seconds a probe's answer about a (collection, filter) is trusted
+FACTS_TTL = 60.0
+#: an estimate up to this many times the threshold is checked by counting: for JSONB
+#: containment the database's statistics resolve about 1% of the table (a 2% filter on
+#: 100,000 rows is estimated anywhere from 1,000 to 6,000 rows, from run to run)
+REACH = 4
+#: a collection holding at least this share of a shared index's rows is searched
+#: through the plain index scan; below it, it is a filter like any other
+NEARLY_ALL = 0.8
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class Cache(Generic[_K, _V]):
+    """A dict of at most ``size`` entries (emptied when full), each trusted ``ttl`` seconds.
+
+    Every cache of the planner is one of these: compiled statements, settings and
+    filters (no expiry), and what probes learnt (a minute).
+    """
+
+    def __init__(self, size: int = 256, ttl: float | None = None) -> None:
+        self._size, self._ttl = size, ttl
+        self._data: dict[_K, tuple[_V, float]] = {}
+
+    def get(self, key: _K) -> _V | None:
+        """The value kept for ``key``; None when there is none or it expired."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if self._ttl is not None and time.monotonic() - entry[1] > self._ttl:
+            del self._data[key]
+            return None
+        return entry[0]
+
+    def put(self, key: _K, value: _V) -> _V:
+        """Keep ``value`` for ``key`` and return it."""
+        if len(self._data) >= self._size and key not in self._data:
+            self._data.clear()
+        self._data[key] = (value, time.monotonic())
+        return value
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What probes taught about the rows of one collection that match one filter."""
+
+    rows: int
+    """The matching rows: exactly, at least (a capped count that hit its cap), or about
+    (the database planner's estimate)."""
+    kind: Kind
+    share: float
+    """The collection's share of the table's rows, as the database planner estimates it
+    (what a shared vector index holds of the collection)."""
+
+    def few(self, threshold: int) -> bool | None:
+        """Whether the matching rows are at most ``threshold``; None when only a count
+        can tell (an estimate close to the threshold, or a count capped below it)."""
+        if self.kind == "exactly":
+            return self.rows <= threshold
+        if self.kind == "at least":
+            return False if self.rows > threshold else None
+        return False if self.rows > REACH * threshold else None
+
+
+def estimates(answer: list[Any]) -> tuple[int, int] | None:
+    """(matching rows, table rows) from :func:`_sql.probe`'s ``EXPLAIN (FORMAT JSON)``;
+    None when the plan does not have the shape asked for."""
+    try:
+        plan = answer[0][0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        first, second = plan[0]["Plan"]["Plans"][:2]
+        return int(first["Plan Rows"]), int(second["Plan Rows"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def learnt(answer: list[Any]) -> Facts:
+    """The facts of a probe's answer (an unreadable plan teaches nothing certain: the
+    rows are then "about" as many as the threshold's reach, so that they get counted)."""
+    found = estimates(answer)
+    if found is None:
+        return Facts(rows=0, kind="about", share=0.0)
+    rows, total = found
+    return Facts(rows=rows, kind="about", share=min(1.0, rows / total) if total > 0 else 1.0)
+
+
+def counted(facts: Facts, answer: list[Any], cap: int) -> Facts:
+    """``facts`` with the rows of a capped count (``cap`` rows means "at least")."""
+    rows = int(answer[0][0])
+    return Facts(rows=rows, kind="at least" if rows >= cap else "exactly", share=facts.share)
+
+
+def serving(state: State, strategy: DistanceStrategy) -> IndexInfo | None:
+    """The vector index a search of the store's collection can use: its own partial
+    index first, else one over the whole table; None when there is none."""
+    opclass = strategy.opclass(state.tables.spec.vector_type)
+    usable = [i for i in state.indexes if i.serves(opclass, state.collection_id)]
+    return next((i for i in usable if i.partial), usable[0] if usable else None)
+
+
+def needs_probe(index: IndexInfo | None, filtered: bool) -> bool:
+    """Whether the route depends on how many rows match (see :func:`route`)."""
+    return index is not None and (filtered or not index.partial)
+
+
+def route(
+    index: IndexInfo | None, filtered: bool, facts: Facts | None, threshold: int
+) -> Route:
+    """The route of a search (module docstring); ``facts`` as :func:`needs_probe` asks."""
+    if index is None:
+        return "exact"
+    if not filtered and (index.partial or (facts is not None and facts.share >= NEARLY_ALL)):
+        return "index"
+    if threshold and facts is not None and facts.few(threshold):
+        return "exact"
+    return "iterative"
+
+
+def needs_count(index: IndexInfo | None, filtered: bool, facts: Facts, threshold: int) -> bool:
+    """Whether only a capped count can decide between the exact and another route."""
+    if not threshold or (not filtered and index is not None and facts.share >= NEARLY_ALL):
+        return False
+    return facts.few(threshold) is None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one search runs: its route, the rows it asks of the index, its settings."""
+
+    route: Route
+    fetch: int
+    resort: bool
+    gucs: tuple[tuple[str, str], ...]
+
+
+def make_plan(chosen: Route, k: int, settings: SearchSettings, state: State) -> Plan:
+    """The plan of ``chosen`` for ``k`` rows, with the settings that differ from the
+    session's. A relaxed iterative scan (the default of the iterative route, or asked
+    for) returns rows nearly in order: they are sorted again."""
+    if chosen == "exact":
+        gucs = _tuning.timeout(settings)
+        return Plan("exact", k, False, tuple(_tuning.changes(gucs, dict(state.settings)).items()))
+    iterative = chosen == "iterative"
+    fetch = _tuning.fetch_size(settings, k, iterative)
+    gucs = _tuning.resolve(
+        settings,
+        candidates=fetch,
+        filtered=iterative,
+        iterative_supported=_tuning.supports_iterative(state.extension_version),
+    )
+    resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
+    changed = _tuning.changes(gucs, dict(state.settings))
+    return Plan(chosen, fetch, resort, tuple(changed.items()))
+
+
+def filter_key(filter: Mapping[str, Any] | None) -> str | None:
+    """The filter as canonical JSON ("" for none; None: not JSON, never cached)."""
+    try:
+        return json.dumps(filter, sort_keys=True, allow_nan=False) if filter else ""
+    except (TypeError, ValueError):
+        return None  # the filter compiler says what is wrong
+
+
+@dataclass(frozen=True)
+class Request:
+    """One search as asked: validated, with its filter compiled."""
+
+    state: State
+    vector: np.ndarray
+    k: int
+    settings: SearchSettings
+    where: ColumnElement[bool] | None
+    shape: str | None
+    with_vectors: bool
+    explicit: bool  # per-call settings were given
+
+    @property
+    def filtered(self) -> bool:
+        """Whether a metadata filter narrows the collection."""
+        return self.where is not None
+
+
+class _Compiled:
+    """A search statement and its psycopg form."""
+
+    __slots__ = ("driver", "statement")
+
+    def __init__(self, statement: Any, driver: DriverStatement) -> None:
+        self.statement, self.driver = statement, driver
+
+
+@dataclass(frozen=True)
+class _Memo:
+    """The steps of the last unfiltered search without per-call settings, by (k, flags)."""
+
+    state: State
+    settings: SearchSettings
+    search: Step
+    complete: Step | None
+
+
+class Planner:
+    """The planner of one store: its caches and its step generators (no I/O)."""
+
+    def __init__(self, dialect: Dialect, strategy: DistanceStrategy) -> None:
+        self._dialect = dialect
+        self._strategy = strategy
+        self._statements: Cache[tuple[Any, ...], _Compiled] = Cache()
+        self._settings: Cache[tuple[tuple[str, str], ...], DriverStatement] = Cache(64)
+        self._filters: Cache[tuple[Any, ...], ColumnElement[bool]] = Cache()
+        self._facts: Cache[tuple[Any, ...], Facts] = Cache(ttl=FACTS_TTL)
+        self._plain: Cache[tuple[Any, ...], _Memo] = Cache(64, ttl=FACTS_TTL)
+
+    def forget(self) -> None:
+        """Forget what probes learnt: the store wrote, or changed an index."""
+        self._facts.clear()
+        self._plain.clear()
+
+    # ------------------------------------------------------------------ requests
+
+    def request(
+        self,
+        state: State,
+        embedding: Any,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        kwargs: dict[str, Any],
+        settings: SearchSettings,
+        *,
+        with_vectors: bool = False,
+    ) -> Request:
+        """Validate one search (raising before any I/O) and resolve its settings."""
+        assert state.collection_id is not None
+        vector = as_vector(embedding, state.tables.spec.dimension)
+        explicit = bool(kwargs)
+        if explicit:
+            settings = settings.merged(_tuning.from_kwargs(kwargs))
+        shape = filter_key(filter)
+        where = self._where(state, filter, shape)
+        return Request(state, vector, k, settings, where, shape, with_vectors, explicit)
+
+    def _where(
+        self, state: State, filter: Mapping[str, Any] | None, shape: str | None
+    ) -> ColumnElement[bool] | None:
+        if not filter:
+            return None
+        key = (state.tables.spec, shape)
+        known = self._filters.get(key) if shape is not None else None
+        if known is not None:
+            return known
+        where = compile_filter(filter, state.tables.embedding.c.metadata)
+        return where if shape is None else self._filters.put(key, where)
+
+    # ------------------------------------------------------------------ steps
+
+    def steps(self, request: Request) -> Steps:
+        """The statements of one search, each yielded as a Step; returns its rows.
+
+        Rows are ``(id, content, metadata, distance[, vector bytes])`` tuples.
+        """
+        memo_key = None
+        if not request.filtered and not request.explicit:
+            memo_key = (request.k, request.with_vectors)
+            memo = self._plain.get(memo_key)
+            if memo is not None and memo.state is request.state and (
+                memo.settings is request.settings
+            ):
+                rows = yield memo.search._replace(value=request.vector)
+                if memo.complete is not None and len(rows) < request.k:
+                    rows = yield memo.complete._replace(value=request.vector)
+                return rows
+        plan = yield from self._planned(request)
+        search = self._search_step(request, plan)
+        complete = None
+        if plan.route != "exact":
+            complete = self._search_step(request, self._exact(request))
+        if memo_key is not None:
+            self._plain.put(memo_key, _Memo(request.state, request.settings, search, complete))
+        rows = yield search
+        if complete is not None and len(rows) < request.k:
+            rows = yield complete
+        return rows
+
+    def hybrid_steps(
+        self,
+        request: Request,
+        text: str,
+        k: int,
+        rrf_k: int,
+        weights: tuple[float, float],
+    ) -> Steps:
+        """The statements of one hybrid search (``request.k`` is the legs' ``fetch_k``);
+        returns ``(id, content, metadata, score, vector leg rows)`` tuples."""
+        plan = yield from self._planned(request)
+        rows = yield self._hybrid_step(request, plan, text, k, rrf_k, weights)
+        if plan.route != "exact" and (not rows or rows[0][4] < request.k):
+            exact = self._exact(request)
+            rows = yield self._hybrid_step(request, exact, text, k, rrf_k, weights)
+        return rows
+
+    def _planned(self, request: Request) -> Generator[Step, list[Any], Plan]:
+        """Probe what the route depends on (unless known), then plan."""
+        state, filtered = request.state, request.filtered
+        index = serving(state, self._strategy)
+        threshold = _tuning.exact_below(request.settings)
+        facts = None
+        if needs_probe(index, filtered):
+            key = (state.tables.spec, state.collection_id, request.shape)
+            cacheable = request.shape is not None
+            facts = self._facts.get(key) if cacheable else None
+            if facts is None:
+                facts = learnt((yield self._step(_sql.probe(*self._scope(request)))))
+            if needs_count(index, filtered, facts, threshold):
+                cap = threshold + 1
+                count = _sql.count(*self._scope(request), cap=cap)
+                facts = counted(facts, (yield self._step(count)), cap)
+            if cacheable:
+                self._facts.put(key, facts)
+        chosen = route(index, filtered, facts, threshold)
+        return make_plan(chosen, request.k, request.settings, state)
+
+    def _exact(self, request: Request) -> Plan:
+        return make_plan("exact", request.k, request.settings, request.state)
+
+    def _scope(self, request: Request) -> tuple[Any, Any, Any]:
+        state = request.state
+        return state.tables, state.collection_id, request.where
+
+    # ------------------------------------------------------------------ statements
+
+    def _step(self, statement: ClauseElement) -> Step:
+        return Step(self._compile(statement), None, None, None)
+
+    def _compile(self, statement: ClauseElement) -> DriverStatement:
+        return DriverStatement.compile(statement, self._dialect, _sql.QUERY)
+
+    def _gucs(self, gucs: tuple[tuple[str, str], ...]) -> DriverStatement | None:
+        statement = _tuning.set_local(gucs)
+        if statement is None:
+            return None
+        known = self._settings.get(gucs)
+        return known if known is not None else self._settings.put(gucs, self._compile(statement))
+
+    def _search_step(self, request: Request, plan: Plan) -> Step:
+        state = request.state
+        key = None
+        if request.shape is not None:
+            key = (
+                state.tables.spec,
+                state.collection_id,
+                request.shape,
+                request.k,
+                request.with_vectors,
+                plan.route,
+                plan.fetch,
+                plan.resort,
+            )
+        compiled = self._statements.get(key) if key is not None else None
+        if compiled is None:
+            statement = _sql.search(
+                state.tables,
+                state.collection_id,  # type: ignore[arg-type]
+                self._strategy,
+                request.vector,
+                request.k,
+                request.where,
+                with_vectors=request.with_vectors,
+                resort=plan.resort,
+                fetch=plan.fetch,
+                exact=plan.route == "exact",
+            )
+            compiled = _Compiled(statement, self._compile(statement))
+            if key is not None:
+                self._statements.put(key, compiled)
+        return Step(compiled.driver, request.vector, self._gucs(plan.gucs), compiled.statement)
+
+    def _hybrid_step(
+        self,
+        request: Request,
+        plan: Plan,
+        text: str,
+        k: int,
+        rrf_k: int,
+        weights: tuple[float, float],
+    ) -> Step:
+        state = request.state
+        statement = _hybrid.hybrid(
+            state.tables,
+            state.collection_id,  # type: ignore[arg-type]
+            self._strategy,
+            request.vector,
+            text,
+            k=k,
+            fetch_k=request.k,
+            rrf_k=rrf_k,
+            weights=weights,
+            where=request.where,
+            leg=_sql.Leg(fetch=plan.fetch, resort=plan.resort, exact=plan.route == "exact"),
+        )
+        return Step(self._compile(statement), request.vector, self._gucs(plan.gucs), statement)
+
+    def full_text_steps(
+        self,
+        state: State,
+        text: str,
+        k: int,
+        where: ColumnElement[bool] | None,
+        settings: SearchSettings,
+    ) -> Steps:
+        """The one statement of a keyword search; returns ``(id, content, metadata,
+        rank)`` tuples."""
+        assert state.collection_id is not None
+        statement = _hybrid.full_text(state.tables, state.collection_id, text, k, where)
+        gucs = _tuning.changes(_tuning.timeout(settings), dict(state.settings))
+        step = Step(self._compile(statement), None, self._gucs(tuple(gucs.items())), statement)
+        return (yield step)
+
+    def explain_steps(self, request: Request, *, analyze: bool) -> Steps:
+        """The steps of a search up to its search statement, which is explained instead
+        of run; returns the plan's rows."""
+        steps = self.steps(request)
+        step = next(steps)
+        while step.source is None:
+            step = steps.send((yield step))
+        steps.close()
+        return (yield self.explained(step, analyze=analyze))
+
+    def explained(self, step: Step, *, analyze: bool) -> Step:
+        """``step`` (a search) as its ``EXPLAIN``, with the same value and settings."""
+        assert step.source is not None
+        explain = _sql.Explain(step.source, analyze=analyze)
+        return Step(self._compile(explain), step.value, step.settings, None)
