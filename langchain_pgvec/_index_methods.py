@@ -48,7 +48,7 @@ from ._indexes import (
     Wanted,
 )
 from ._schema import Tables, TableSpec, mapped_tables
-from ._setup import State, analyze, find_index, read_indexes
+from ._setup import State, TableKey, analyze, changed, find_index, read_indexes
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -282,6 +282,7 @@ class IndexMethods:
     _spec: TableSpec
     _state: State | None
     _planner_made: Planner | None
+    _table_key: TableKey
     distance_strategy: DistanceStrategy
     collection_name: str
     _unindexed_warned: bool = False
@@ -535,10 +536,12 @@ class IndexMethods:
         return plan.name
 
     def _indexes_changed(self) -> None:
-        """Read the indexes (and statistics) again before the next search plans."""
+        """Read the indexes (and statistics) again before the next search plans, in
+        every store of this process on the table."""
         self._state = None
         if self._planner_made is not None:
             self._planner_made.forget()
+        changed(self._table_key)
 
     # ------------------------------------------------------------------ statistics
 
@@ -548,10 +551,12 @@ class IndexMethods:
         that asked for it has already committed."""
         try:
             with begin(self._engines.sync, vectors=False) as conn:
-                return analyze(conn, tables, scope)
+                rows = analyze(conn, tables, scope)
         except (DBAPIError, PGVecError) as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
             return None
+        changed(self._table_key)
+        return rows
 
     async def _arefresh_statistics(
         self, tables: Tables, scope: Literal["table", "planner"]
@@ -559,10 +564,12 @@ class IndexMethods:
         """Async twin of :meth:`_refresh_statistics`."""
         try:
             async with abegin(self._engines.async_, vectors=False) as conn:
-                return await conn.run_sync(analyze, tables, scope)
+                rows = await conn.run_sync(analyze, tables, scope)
         except (DBAPIError, PGVecError) as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
             return None
+        changed(self._table_key)
+        return rows
 
     def _execute(self, build: _Build, progress: bool) -> None:
         engine = self._engines.sync

@@ -170,9 +170,7 @@ def needs_probe(index: IndexInfo | None, filtered: bool) -> bool:
     return index is not None and (filtered or not index.partial)
 
 
-def route(
-    index: IndexInfo | None, filtered: bool, facts: Facts | None, threshold: int
-) -> Route:
+def route(index: IndexInfo | None, filtered: bool, facts: Facts | None, threshold: int) -> Route:
     """The route of a search (module docstring); ``facts`` as :func:`needs_probe` asks."""
     if index is None:
         return "exact"
@@ -200,20 +198,33 @@ class Plan:
     gucs: tuple[tuple[str, str], ...]
 
 
-def make_plan(chosen: Route, k: int, settings: SearchSettings, state: State) -> Plan:
-    """The plan of ``chosen`` for ``k`` rows, with the settings that differ from the
-    session's. A relaxed iterative scan (the default of the iterative route, or asked
-    for) returns rows nearly in order: they are sorted again."""
+def make_plan(
+    chosen: Route,
+    k: int,
+    settings: SearchSettings,
+    state: State,
+    index: IndexInfo | None = None,
+    share: float = 1.0,
+) -> Plan:
+    """The plan of ``chosen`` for ``k`` rows through ``index``, of whose rows ``share``
+    can match, with the settings that differ from the session's. A relaxed iterative
+    scan (the default of the iterative route, or asked for) returns rows nearly in
+    order: they are sorted again."""
     if chosen == "exact":
         gucs = _tuning.timeout(settings)
         return Plan("exact", k, False, tuple(_tuning.changes(gucs, dict(state.settings)).items()))
     iterative = chosen == "iterative"
     fetch = _tuning.fetch_size(settings, k, iterative)
+    lists = None
+    if index is not None and index.method == "ivfflat":
+        lists = int(index.parameters.get("lists", "0")) or None
     gucs = _tuning.resolve(
         settings,
         candidates=fetch,
         filtered=iterative,
         iterative_supported=_tuning.supports_iterative(state.extension_version),
+        lists=lists,
+        share=share if iterative else 1.0,
     )
     resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
     changed = _tuning.changes(gucs, dict(state.settings))
@@ -329,8 +340,10 @@ class Planner:
         if not request.filtered and not request.explicit:
             memo_key = (request.k, request.with_vectors)
             memo = self._plain.get(memo_key)
-            if memo is not None and memo.state is request.state and (
-                memo.settings is request.settings
+            if (
+                memo is not None
+                and memo.state is request.state
+                and (memo.settings is request.settings)
             ):
                 rows = yield memo.search._replace(value=request.vector)
                 if memo.complete is not None and len(rows) < request.k:
@@ -384,7 +397,8 @@ class Planner:
             if cacheable:
                 self._facts.put(key, facts)
         chosen = route(index, filtered, facts, threshold)
-        return make_plan(chosen, request.k, request.settings, state)
+        share = 1.0 if facts is None else facts.share
+        return make_plan(chosen, request.k, request.settings, state, index, share)
 
     def _exact(self, request: Request) -> Plan:
         return make_plan("exact", request.k, request.settings, request.state)

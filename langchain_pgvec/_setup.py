@@ -8,12 +8,13 @@ thread), so the two can never disagree about the schema.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import URL, Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateSchema
 
@@ -40,7 +41,10 @@ class State:
     ``approx_rows`` (the planner's estimate, 0 when unknown) and ``indexes`` are a
     snapshot taken at ``read_at`` (``time.monotonic()``) with the rest; the store reads
     them again a minute later, and at once after creating or dropping an index.
-    ``can_analyze``: the role may ``ANALYZE`` the embedding table.
+    ``can_analyze``: the role may ``ANALYZE`` the embedding table. ``epoch``: the
+    table's :func:`epoch` when the state was read; a store of this process that
+    changes an index or the statistics moves it on, and every store's state is read
+    again.
     """
 
     tables: Tables
@@ -51,6 +55,28 @@ class State:
     settings: tuple[tuple[str, str], ...] = ()
     can_analyze: bool = False
     read_at: float = dataclasses.field(default_factory=time.monotonic)
+    epoch: int = 0
+
+
+TableKey = tuple[str, str | None, str]
+_EPOCHS: dict[TableKey, int] = {}
+_EPOCHS_LOCK = threading.Lock()
+
+
+def table_key(url: URL, spec: TableSpec) -> TableKey:
+    """What identifies one embedding table to the stores of this process."""
+    return (url.render_as_string(hide_password=True), spec.schema, spec.embedding_table)
+
+
+def epoch(key: TableKey) -> int:
+    """How many times stores of this process changed the table's indexes or statistics."""
+    return _EPOCHS.get(key, 0)
+
+
+def changed(key: TableKey) -> None:
+    """A store changed the table's indexes or statistics: the others read them again."""
+    with _EPOCHS_LOCK:
+        _EPOCHS[key] = _EPOCHS.get(key, 0) + 1
 
 
 _SETTINGS = text(

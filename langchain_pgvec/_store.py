@@ -37,7 +37,7 @@ from ._mmr import maximal_marginal_relevance
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, decode_vectors
 from ._search import Planner, Request, Steps
-from ._setup import State, drop_collection, ensure, lock_collection
+from ._setup import State, drop_collection, ensure, epoch, lock_collection, table_key
 from ._tuning import SearchSettings
 
 Filter = Mapping[str, Any]
@@ -165,6 +165,7 @@ class PGVecStore(IndexMethods, VectorStore):
             SearchSettings(statement_timeout_ms=timeout_ms)
         )
         self._engines = Engines(connection, engine_kwargs)
+        self._table_key = table_key(self._engines.url, self._spec)
         self._state: State | None = None
         self._planner_made: Planner | None = None
         #: rows this store wrote or deleted since the table's statistics were last
@@ -194,19 +195,24 @@ class PGVecStore(IndexMethods, VectorStore):
     def _known(self, state: State | None, dimension: int | None, create: bool) -> bool:
         if state is None or time.monotonic() - state.read_at > STATE_TTL:
             return False
+        if state.epoch != epoch(self._table_key):
+            return False
         if create and state.collection_id is None:
             return False
         table_dim = state.tables.spec.dimension
         return dimension is None or table_dim is None or table_dim == dimension
 
-    def _keep(self, state: State | None) -> State | None:
-        if state is not None and state.collection_id is not None:
-            self._state = state
+    def _keep(self, state: State | None, seen: int) -> State | None:
+        if state is not None:
+            state = dataclasses.replace(state, epoch=seen)
+            if state.collection_id is not None:
+                self._state = state
         return state
 
     def _ensure(self, dimension: int | None = None, *, create: bool = False) -> State | None:
         if self._known(self._state, dimension, create):
             return self._state
+        seen = epoch(self._table_key)
         with begin(self._engines.sync, vectors=False) as conn:
             state = ensure(
                 conn,
@@ -216,11 +222,12 @@ class PGVecStore(IndexMethods, VectorStore):
                 create=create,
                 collection_metadata=self._collection_metadata,
             )
-        return self._keep(state)
+        return self._keep(state, seen)
 
     async def _aensure(self, dimension: int | None = None, *, create: bool = False) -> State | None:
         if self._known(self._state, dimension, create):
             return self._state
+        seen = epoch(self._table_key)
         async with abegin(self._engines.async_, vectors=False) as conn:
             state = await conn.run_sync(
                 ensure,
@@ -230,7 +237,7 @@ class PGVecStore(IndexMethods, VectorStore):
                 create=create,
                 collection_metadata=self._collection_metadata,
             )
-        return self._keep(state)
+        return self._keep(state, seen)
 
     def _prelude(self) -> Any:
         """Settings for a call that is not a search (only the statement timeout)."""

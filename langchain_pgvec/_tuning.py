@@ -9,6 +9,9 @@ Defaults, chosen so that approximate search returns what was asked:
 
 - ``hnsw.ef_search`` is at least the number of candidates wanted (``k``, or
   ``fetch_k`` for MMR), never below pgvector's default of 40;
+- ``ivfflat.probes`` is the square root of the IVFFlat index's lists (pgvector's
+  default of 1 misses neighbours in the lists next to the query's), more when only
+  a share of the index's rows can match;
 - a filtered query turns on iterative index scans (pgvector >= 0.8) in
   ``relaxed_order``, so the index keeps scanning until ``k`` rows pass the filter;
   results are then re-sorted by exact distance;
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -150,15 +154,33 @@ def fetch_size(settings: SearchSettings, k: int, filtered: bool) -> int:
     return k * (settings.overfetch or DEFAULT_OVERFETCH)
 
 
+def default_probes(lists: int, share: float = 1.0) -> int:
+    """IVFFlat lists to probe by default: the square root of the index's lists, where
+    pgvector's documentation advises to start (its own default, 1, finds the nearest
+    neighbours only when they share the query's list), divided by the square root of
+    the share of the index's rows that can match: the nearest matching rows lie
+    further out, in more lists."""
+    wanted = math.sqrt(lists) / math.sqrt(min(1.0, max(share, 1e-6)))
+    return max(1, min(lists, math.ceil(wanted)))
+
+
 def resolve(
-    settings: SearchSettings, *, candidates: int, filtered: bool, iterative_supported: bool
+    settings: SearchSettings,
+    *,
+    candidates: int,
+    filtered: bool,
+    iterative_supported: bool,
+    lists: int | None = None,
+    share: float = 1.0,
 ) -> dict[str, str]:
-    """The GUCs to set for one query (name -> value)."""
+    """The GUCs to set for one query (name -> value); ``lists``: those of the IVFFlat
+    index the query is expected to use; ``share``: the share of its rows that match."""
     gucs: dict[str, str] = {
         "hnsw.ef_search": str(settings.ef_search or min(1000, max(DEFAULT_EF_SEARCH, candidates)))
     }
-    if settings.probes is not None:
-        gucs["ivfflat.probes"] = str(settings.probes)
+    probes = settings.probes or (default_probes(lists, share) if lists else None)
+    if probes is not None:
+        gucs["ivfflat.probes"] = str(probes)
     iterative = settings.iterative_scan or ("relaxed_order" if filtered else None)
     if iterative is not None and iterative_supported:
         gucs["hnsw.iterative_scan"] = iterative

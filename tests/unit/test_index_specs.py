@@ -15,7 +15,6 @@ from langchain_pgvec import HNSW, DistanceStrategy, InvalidInputError, IVFFlat, 
 from langchain_pgvec._errors import FilterError, SchemaError
 from langchain_pgvec._filters import compile_filter
 from langchain_pgvec._index_methods import _Bar
-from langchain_pgvec._sql import Explain
 from langchain_pgvec._indexes import (
     MAX_NAME_BYTES,
     UNINDEXED_ROWS,
@@ -39,6 +38,7 @@ from langchain_pgvec._indexes import (
 )
 from langchain_pgvec._schema import TableSpec, mapped_tables
 from langchain_pgvec._setup import State
+from langchain_pgvec._sql import Explain
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 TABLES = mapped_tables(TableSpec(schema="s", embedding_table="emb", dimension=3))
