@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from runner import Runner
-from sqlalchemy import Engine, Index, MetaData, Table, select, text
+from sqlalchemy import Engine, Index, MetaData, Table, create_engine, make_url, select, text
 from sqlalchemy.schema import DropTable
 
 from langchain_pgvec import HNSW, IVFFlat, PGVecStore, SearchSettings, TableSpec, mapped_tables
@@ -88,17 +88,19 @@ class Table_:
 
     def store(self, name: str, **kwargs: Any) -> PGVecStore:
         kwargs.setdefault("search_settings", SETTINGS)
+        kwargs.setdefault("connection", self.engine)
         return PGVecStore(
             DeterministicFakeEmbedding(size=DIM),
-            connection=self.engine,
             collection_name=name,
             embedding_table=self.names[0],
             collection_table=self.names[1],
             **kwargs,
         )
 
-    async def add(self, run: Runner, name: str, n: int, seed: int) -> Collection:
-        store = self.store(name)
+    async def add(
+        self, run: Runner, name: str, n: int, seed: int, **kwargs: Any
+    ) -> Collection:
+        store = self.store(name, **kwargs)
         vectors = clustered(n, seed)
         groups = np.random.default_rng(seed + 3).integers(0, 10, n)
         ids = [f"{name}-{i}" for i in range(n)]
@@ -292,14 +294,22 @@ async def test_index_built_right_after_a_load_serves_the_next_search(
 
 @pytest.mark.parametrize("kind", list(INDEXES))
 async def test_collection_outgrown_tenfold_after_the_index(
-    table: Table_, run: Runner, kind: str
+    table: Table_, run: Runner, kind: str, pg_url: str
 ) -> None:
     first = await table.add(run, "first", 1_000, seed=5)
     name = await run(first.store, "create_index", INDEXES[kind])
     assert f"Index Scan using {name}" in await run(first.store, "explain", first.like[0].tolist())
-    await table.add(run, "second", 10_000, seed=6)
+    # another process loads a collection ten times as large (an engine of its own: the
+    # first store is not told)
+    url = make_url(pg_url).update_query_dict({"application_name": "elsewhere"})
+    elsewhere = create_engine(url)
+    try:
+        await table.add(run, "second", 10_000, seed=6, connection=elsewhere)
+    finally:
+        elsewhere.dispose()
     # the first store has not looked since: its plain index scans come back short for
     # queries far from its data, and are completed
+    assert f"Index Scan using {name}" in await run(first.store, "explain", first.like[0].tolist())
     await check(run, table, first)
     # a store that looks now (as another process would) sees a minority of the index
     fresh = table.store("first")
@@ -326,3 +336,42 @@ async def test_collection_with_most_rows_deleted(table: Table_, run: Runner, kin
     assert name not in await run(big.store, "explain", big.like[0].tolist(), K)
     await check(run, table, big)
     await check(run, table, other)
+
+
+# ---------------------------------------------------------------------- MMR and hybrid
+
+
+@pytest.mark.parametrize("kind", list(INDEXES))
+async def test_mmr_and_hybrid_never_come_back_short(table: Table_, run: Runner, kind: str) -> None:
+    """MMR's candidates and hybrid search's vector leg are planned like a search."""
+    sizes = {"small": 100, "medium": 1_000, "large": 8_900}
+    stores = {}
+    for seed, (name, n) in enumerate(sizes.items()):
+        store = table.store(name, full_text=True)
+        vectors = clustered(n, seed)
+        ids = [f"{name}-{i}" for i in range(n)]
+        texts = [f"{name} document number {i}" for i in range(n)]
+        metadatas = [{"g": i % 10, "name": name} for i in range(n)]
+        await run(store, "add_embeddings", texts, vectors, metadatas, ids)
+        stores[name] = store
+    await run(stores["large"], "create_index", INDEXES[kind])
+    for name, store in stores.items():
+        for query in unlike_queries()[:4]:
+            for where in (None, {"g": 3}):
+                matches = sizes[name] // (1 if where is None else 10)
+                wanted = min(40, matches)
+                picked = await run(
+                    store,
+                    "max_marginal_relevance_search_by_vector",
+                    query.tolist(),
+                    wanted,
+                    40,
+                    0.5,
+                    where,
+                )
+                assert len(picked) == wanted and {d.metadata["name"] for d in picked} == {name}
+        # a text no document holds: the fused ranking is the vector leg's alone
+        for text_query in ("xylophone quartz", "nothing here matches"):
+            for where in (None, {"g": 3}):
+                found = await run(store, "hybrid_search", text_query, 10, where, fetch_k=40)
+                assert len(found) == 10 and {d.metadata["name"] for d in found} == {name}
