@@ -545,31 +545,30 @@ class IndexMethods:
 
     # ------------------------------------------------------------------ statistics
 
-    def _refresh_statistics(self, tables: Tables, scope: Literal["table", "planner"]) -> int | None:
-        """``ANALYZE`` the embedding table (see :func:`_setup.analyze`); its row estimate
-        after, or None when that failed. A failure is logged, never raised: the call
-        that asked for it has already committed."""
+    def _refresh_statistics(self, tables: Tables, scope: Literal["table", "planner"]) -> bool:
+        """``ANALYZE`` the embedding table (see :func:`_setup.analyze`); whether it did.
+        A failure is logged, never raised: the call that asked for it has committed."""
         try:
             with begin(self._engines.sync, vectors=False) as conn:
-                rows = analyze(conn, tables, scope)
+                analyze(conn, tables, scope)
         except (DBAPIError, PGVecError) as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
-            return None
-        changed(self._table_key)
-        return rows
+            return False
+        changed(self._table_key)  # every store of the table reads the new statistics
+        return True
 
     async def _arefresh_statistics(
         self, tables: Tables, scope: Literal["table", "planner"]
-    ) -> int | None:
+    ) -> bool:
         """Async twin of :meth:`_refresh_statistics`."""
         try:
             async with abegin(self._engines.async_, vectors=False) as conn:
-                rows = await conn.run_sync(analyze, tables, scope)
+                await conn.run_sync(analyze, tables, scope)
         except (DBAPIError, PGVecError) as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
-            return None
+            return False
         changed(self._table_key)
-        return rows
+        return True
 
     def _execute(self, build: _Build, progress: bool) -> None:
         engine = self._engines.sync

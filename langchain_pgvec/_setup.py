@@ -128,10 +128,9 @@ def may_analyze(conn: Connection, spec: TableSpec) -> bool:
     return bool(conn.execute(query, _table_params(spec)).scalar())
 
 
-def analyze(conn: Connection, tables: Tables, scope: Literal["table", "planner"]) -> int:
-    """Bring the embedding table's statistics up to date; its row estimate after."""
+def analyze(conn: Connection, tables: Tables, scope: Literal["table", "planner"]) -> None:
+    """Bring the embedding table's statistics up to date (see :func:`_sql.analyze`)."""
     conn.execute(_sql.analyze(tables, scope))
-    return approx_rows(conn, tables.spec)
 
 
 def find_index(conn: Connection, spec: TableSpec, name: str) -> IndexInfo | None:

@@ -261,24 +261,18 @@ class PGVecStore(IndexMethods, VectorStore):
             return None
         return state.tables
 
-    def _analyzed(self, rows: int | None) -> None:
-        """The statistics were refreshed (``rows``: the table's estimate after)."""
-        state = self._state
-        if rows is not None and state is not None:
-            self._state = dataclasses.replace(state, approx_rows=rows)
-            self._changed = 0
-
     def _wrote(self, added: int = 0, removed: int = 0) -> None:
-        """After a write committed: refresh the statistics when it changed enough."""
+        """After a write committed: refresh the statistics when it changed enough (the
+        state, row estimate included, is then read again)."""
         tables = self._changes(added, removed)
-        if tables is not None:
-            self._analyzed(self._refresh_statistics(tables, "planner"))
+        if tables is not None and self._refresh_statistics(tables, "planner"):
+            self._changed = 0
 
     async def _awrote(self, added: int = 0, removed: int = 0) -> None:
         """Async twin of :meth:`_wrote`."""
         tables = self._changes(added, removed)
-        if tables is not None:
-            self._analyzed(await self._arefresh_statistics(tables, "planner"))
+        if tables is not None and await self._arefresh_statistics(tables, "planner"):
+            self._changed = 0
 
     def _writable(self, dimension: int) -> State:
         return _writable(self._ensure(dimension, create=True))
@@ -618,9 +612,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if state is not None:
             with begin(self._engines.sync, prelude=self._prelude()) as conn:
                 removed = drop_collection(conn, state.tables, self.collection_name)
-            tables = self._changes(removed=removed)
-            if tables is not None:
-                self._refresh_statistics(tables, "planner")
+            self._wrote(removed=removed)
         self._state = None
 
     async def adelete_collection(self) -> None:
@@ -629,9 +621,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if state is not None:
             async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
                 removed = await conn.run_sync(drop_collection, state.tables, self.collection_name)
-            tables = self._changes(removed=removed)
-            if tables is not None:
-                await self._arefresh_statistics(tables, "planner")
+            await self._awrote(removed=removed)
         self._state = None
 
     # ------------------------------------------------------------------ searching

@@ -1,24 +1,26 @@
 """Per-query settings of approximate search, applied with ``SET LOCAL`` semantics.
 
-Every search runs in its own transaction; before the query, one statement
-``SELECT set_config(name, value, true), ...`` sets what this query needs, and the
-settings end with the transaction, so they never leak to other users of a pooled
-connection.
+A search that needs settings runs in a transaction of its own; before the query, one
+statement ``SELECT set_config(name, value, true), ...`` sets what differs from the
+session's values, and the settings end with the transaction, so they never leak to
+other users of a pooled connection. Which route a search takes is the planner's
+(``_search``); this module says what each route sets.
 
 Defaults, chosen so that approximate search returns what was asked:
 
-- ``hnsw.ef_search`` is at least the number of candidates wanted (``k``, or
-  ``fetch_k`` for MMR), never below pgvector's default of 40;
+- ``hnsw.ef_search`` is at least the number of rows asked of the index (``k``,
+  ``fetch_k`` for MMR, times ``overfetch`` on the iterative route), never below
+  pgvector's default of 40;
 - ``ivfflat.probes`` is the square root of the IVFFlat index's lists (pgvector's
   default of 1 misses neighbours in the lists next to the query's), more when only
   a share of the index's rows can match;
-- a filtered query turns on iterative index scans (pgvector >= 0.8) in
-  ``relaxed_order``, so the index keeps scanning until ``k`` rows pass the filter;
-  results are then re-sorted by exact distance;
+- the iterative route (a filter, or a minority of a shared index) turns on iterative
+  index scans (pgvector >= 0.8) in ``relaxed_order``, so the index keeps scanning
+  until enough rows pass; the rows are then sorted again by exact distance;
 - ``max_scan_tuples`` bounds that scan (pgvector's default 20,000), so a filter
   that matches almost nothing cannot make one query read the whole index;
-- a filter the planner expects to match at most ``exact_below`` rows (5,000) skips
-  the vector index altogether: exact distances over the matching rows, no settings.
+- at most ``exact_below`` matching rows (5,000) skip the vector index altogether:
+  exact distances over the matching rows, no settings but the statement timeout.
 """
 
 from __future__ import annotations
@@ -63,25 +65,25 @@ class SearchSettings:
 
     Args:
         ef_search: HNSW candidate list size (``hnsw.ef_search``, 1 to 1000).
-        probes: IVFFlat lists probed (``ivfflat.probes``).
+        probes: IVFFlat lists probed (``ivfflat.probes``; None: the square root of
+            the index's lists, more for a filtered or minority search).
         iterative_scan: ``"off"``, ``"relaxed_order"`` or ``"strict_order"``; None
-            means relaxed for filtered queries and off otherwise.
+            means relaxed on the iterative route (a filter, or a collection that is
+            a minority of a shared index) and off otherwise.
         max_scan_tuples: Upper bound of tuples an iterative HNSW scan visits.
         max_probes: Upper bound of lists an iterative IVFFlat scan probes.
         statement_timeout_ms: Cancel the statement after this many milliseconds.
-        overfetch: A filtered search that uses the vector index asks it for
+        overfetch: A search on the iterative route asks the index for
             ``overfetch * k`` matching rows and keeps the ``k`` nearest by exact
             distance (default 2). An iterative scan returns matches in roughly
             increasing distance; asking for more than ``k`` lifts recall.
-        exact_below: A filtered search whose filter the planner estimates to match at
-            most this many rows of the collection skips the vector index: the
-            filter's own indexes find the rows and all of them are ranked by exact
-            distance (default 5,000; 0 turns this off). A selective filter is where
-            an index scan loses recall (measured on 100,000 rows with a 2% filter:
-            recall@10 0.91 from an iterative HNSW scan, 1.00 exact, and exact was
-            faster). Judging a filter costs an EXPLAIN (the planner's estimate)
-            and, when that is close, a count stopped at ``exact_below + 1`` rows; the
-            answer is kept for a minute.
+        exact_below: A search of a collection, or of a collection and filter, that
+            matches at most this many rows skips the vector index: the rows' own
+            indexes find them and all of them are ranked by exact distance (default
+            5,000; 0 turns this off). This is where an index scan loses recall and
+            the exact answer costs little. Judging the rows costs an EXPLAIN (the
+            database planner's estimate) and, when that is close, a count stopped at
+            ``exact_below + 1`` rows; the answer is kept for a minute.
     """
 
     ef_search: int | None = None

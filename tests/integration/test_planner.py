@@ -375,3 +375,57 @@ async def test_mmr_and_hybrid_never_come_back_short(table: Table_, run: Runner, 
             for where in (None, {"g": 3}):
                 found = await run(store, "hybrid_search", text_query, 10, where, fetch_k=40)
                 assert len(found) == 10 and {d.metadata["name"] for d in found} == {name}
+
+
+# ---------------------------------------------------------------------- statistics
+
+
+def analyses(engine: Engine, table: str) -> int:
+    """How many times ANALYZE ran on ``table`` (not counting autovacuum's)."""
+    with engine.begin() as conn:
+        count = conn.execute(
+            text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = :t"),
+            {"t": table},
+        ).scalar()
+    return int(count or 0)
+
+
+async def test_large_changes_refresh_the_statistics(
+    table: Table_, run: Runner, engine: Engine
+) -> None:
+    name = table.names[0]
+    first = await table.add(run, "first", 2_000, seed=11)  # a first load: analyzed
+    assert analyses(engine, name) == 1
+    await table.add(run, "small", 300, seed=12)  # 13% more rows: not yet
+    assert analyses(engine, name) == 1
+    more = table.store("first")  # another store of the same collection
+    vectors = clustered(400, seed=13)
+    ids = [f"more-{i}" for i in range(400)]
+    await run(more, "add_embeddings", ids, vectors, [{"g": 0}] * 400, ids)
+    assert analyses(engine, name) == 1  # each store counts its own writes
+    await run(first.store, "add_embeddings", ids, vectors, [{"g": 0}] * 400, ids)
+    assert analyses(engine, name) == 1  # 400 of 2,700 rows by this store
+    await run(first.store, "delete", [f"first-{i}" for i in range(1_000)])
+    assert analyses(engine, name) == 2  # 1,400 rows changed by this store: 20% and more
+    await run(first.store, "delete_collection")  # 1,400 more
+    assert analyses(engine, name) == 3
+    with engine.begin() as conn:
+        estimate = conn.execute(
+            text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": name}
+        ).scalar_one()
+    assert estimate == 300  # what is left: the "small" collection
+
+
+async def test_create_index_refreshes_every_statistic(
+    table: Table_, run: Runner, engine: Engine
+) -> None:
+    only = await table.add(run, "only", 500, seed=14)  # too few rows to analyze
+    assert analyses(engine, table.names[0]) == 0
+    await run(only.store, "create_index", INDEXES["hnsw"])
+    assert analyses(engine, table.names[0]) == 1
+    with engine.begin() as conn:
+        columns = conn.execute(
+            text("SELECT attname FROM pg_stats WHERE tablename = :t ORDER BY attname"),
+            {"t": table.names[0]},
+        ).scalars()
+        assert {"collection_id", "metadata", "embedding", "id"} <= set(columns)
