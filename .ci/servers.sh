@@ -27,7 +27,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,27p' "$0" >&2
+    sed -n '2,26p' "$0" >&2
     exit 2
 }
 die() {
@@ -70,7 +70,7 @@ start)
         id pgserver > /dev/null 2>&1 || useradd --system --shell /bin/bash pgserver
     fi
     as_postgres test -x "$bin/postgres" ||
-        die "$(id -un pgserver 2>/dev/null || id -un) cannot run $bin/postgres (make its parent directories world-readable)"
+        die "$(id -un pgserver 2>/dev/null || id -un) cannot run $bin/postgres (its parent directories need o+x)"
     (umask 022 && mkdir -p "$home")
     [ "$(id -u)" -ne 0 ] || chown pgserver: "$home"
     as_postgres "$bin/initdb" --auth=trust --encoding=utf8 -U postgres -D "$home/data" > "$home/initdb.log"

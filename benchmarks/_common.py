@@ -194,12 +194,105 @@ def connect_raw(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any
     return conn
 
 
-def maintenance(url: str, *statements: str) -> None:
+def maintenance(url: str, *statements: str | sql.Composable) -> None:
     """Run statements outside a transaction (VACUUM, CHECKPOINT), ignoring privilege errors."""
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         for statement in statements:
             with suppress(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)  # type: ignore[arg-type]
+
+
+def _show(conn: psycopg.Connection[Any], name: str) -> str:
+    row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _await_setting(url: str, name: str, value: str, timeout: float = 10.0) -> str:
+    """Wait until new sessions see ``name`` = ``value`` (a reload is asynchronous);
+    return the value they see."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(conninfo(url), autocommit=True) as conn:
+            seen = _show(conn, name)
+        if seen == value or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
+#: thresholds at which autovacuum never triggers: it stays enabled (so that, as on a
+#: user's server, CREATE INDEX records the table's row count), it just never comes
+HOLD_AUTOVACUUM = {
+    "autovacuum_vacuum_threshold": "2147483647",
+    "autovacuum_analyze_threshold": "2147483647",
+    "autovacuum_vacuum_insert_threshold": "-1",
+}
+
+
+@contextmanager
+def autovacuum_held(url: str) -> Iterator[None]:
+    """Keep autovacuum from vacuuming or analyzing anything for the block (``ALTER
+    SYSTEM`` of :data:`HOLD_AUTOVACUUM`, reload), and reset it after. For the embedded
+    server only: it reconfigures the server."""
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        for name, value in HOLD_AUTOVACUUM.items():
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            )
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        for name, value in HOLD_AUTOVACUUM.items():
+            if _await_setting(url, name, value) != value:
+                raise RuntimeError(f"{name} did not change after ALTER SYSTEM and a reload")
+        yield
+    finally:
+        with psycopg.connect(conninfo(url), autocommit=True) as conn:
+            for name in HOLD_AUTOVACUUM:
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def hold_autovacuum(url: str) -> list[str]:
+    """Set :data:`HOLD_AUTOVACUUM` (and its TOAST twins) on every table of the database's
+    current schema; return their names."""
+    options = [(name, value) for name, value in HOLD_AUTOVACUUM.items()]
+    options += [
+        ("toast." + name, value)
+        for name, value in HOLD_AUTOVACUUM.items()
+        if name != "autovacuum_analyze_threshold"  # TOAST tables are never analyzed
+    ]
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY 2"
+        ).fetchall()
+        settings = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.SQL(name), sql.Literal(value)) for name, value in options
+        )
+        for schema, table in tables:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} SET ({})").format(sql.Identifier(schema, table), settings)
+            )
+    return [table for _, table in tables]
+
+
+def table_statistics(url: str) -> list[list[Any]]:
+    """What the planner knows of each table of the current schema, and who gave it that:
+    its row estimate (``reltuples``, -1 = never vacuumed, analyzed or indexed), whether it
+    has column statistics, the ``ANALYZE``/``VACUUM`` runs by hand and by autovacuum
+    (statistics counters, which may trail by a second), its storage options."""
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT s.relname, c.reltuples::bigint, "
+            "EXISTS (SELECT FROM pg_stats p "
+            "WHERE p.schemaname = s.schemaname AND p.tablename = s.relname), "
+            "s.analyze_count, s.autoanalyze_count, s.vacuum_count, s.autovacuum_count, "
+            "coalesce(array_to_string(c.reloptions, ', '), '') "
+            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+    return [[r[0], r[1], "yes" if r[2] else "no", *r[3:]] for r in rows]
 
 
 # ------------------------------------------------------------------ raw baseline

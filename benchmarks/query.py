@@ -4,9 +4,24 @@ The same N vectors (default 100,000, dim 384, cosine distance) are loaded once i
 each system's own tables: a raw table (the baseline, queried with hand-written SQL over
 psycopg), langchain-postgres ``PGVector``'s tables, ``PGVectorStore``'s table, and ours
 (through ``add_embeddings``). Each system then answers the same queries, first by exact
-search (no vector index), then after building an HNSW index (m=16, ef_construction=64):
-unfiltered top-k, top-k under a 2%-selective metadata filter (``tag == "rare"``), and
-MMR (k=10, fetch_k=100). Recall@k is measured against numpy brute force.
+search (no vector index, phase ``exact``), then after building an HNSW index (m=16,
+ef_construction=64, phase ``hnsw``): unfiltered top-k, top-k under a 2%-selective
+metadata filter (``tag == "rare"``), and MMR (k=10, fetch_k=100). Recall@k is measured
+against numpy brute force.
+
+Two more phases, each on a database of its own, recreated for it:
+
+- ``fresh``: the user's world right after a load. The same N rows go into new tables;
+  autovacuum is held off, and the harness analyzes only the raw baseline's table, so
+  each store plans its searches on whatever statistics it gathered itself. Unfiltered
+  top-k by exact search, then again right after each system built its HNSW index.
+- ``shared``: one table holding three collections of 90%, 9% and 1% of N rows, each
+  with data of its own (a corpus per collection, from its own seed). Unfiltered and
+  filtered top-k per collection, with queries like that collection's data, and
+  unfiltered top-k with random queries like no collection's data. Ours and
+  ``PGVector`` keep collections in one shared table by design; raw SQL gets one table
+  with three ``collection_id`` values, queried as pgvector's README advises for
+  filtering (iterative scan, re-sorted) and plainly.
 
 Run from the repository root: ``benchmarks/.venv/bin/python benchmarks/query.py``.
 """
@@ -20,7 +35,8 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,18 +52,21 @@ from _common import (
     Report,
     SqlCapture,
     Stats,
+    autovacuum_held,
     base_parser,
     brute_force_topk,
     connect_raw,
     conninfo,
     copy_binary,
     create_raw_table,
+    doc_id,
     doc_index,
     environment,
     fmt_ms,
     fmt_ratio,
     fmt_seconds,
     fresh_database,
+    hold_autovacuum,
     import_ours,
     maintenance,
     make_corpus,
@@ -55,15 +74,22 @@ from _common import (
     raw_rows,
     start_server,
     stopwatch,
+    table_statistics,
 )
 from psycopg import sql
 from psycopg.types.json import Json, Jsonb
 
 SYSTEMS = ("raw", "pgvector", "pgvectorstore", "ours")
-PHASES = ("exact", "hnsw")
+PHASES = ("exact", "hnsw", "fresh", "shared")
+INDEXED_PHASES = ("exact", "hnsw")  # on one database, loaded once
 V1_COLLECTION = "bench"
 V2_TABLE = "bench_lcpg_v2"
 FILTER = {"tag": "rare"}
+# the shared phase: each collection's share of the N rows, and the id stride that keeps
+# ids unique across collections (collection i's document j is doc_id(i * stride + j))
+SHARES = (0.90, 0.09, 0.01)
+ID_STRIDE = 10**7
+README_ADVICE = "iterative_scan=relaxed_order, re-sorted (pgvector README)"
 
 SearchFn = Callable[[int], list[int]]  # query number -> result document indices
 
@@ -174,6 +200,102 @@ class Result:
     note: str = ""
 
 
+@dataclass
+class SharedCollection:
+    """One collection of the shared phase, with data of its own."""
+
+    position: int
+    share: float
+    name: str  # the collection name the stores get
+    raw_id: uuid.UUID  # its collection_id in the raw table
+    corpus: Corpus  # ids offset by position * ID_STRIDE
+    queries: np.ndarray  # like its data: the timed ones, then --warmup more
+    rare: np.ndarray  # mask of its tag="rare" rows
+
+    @property
+    def label(self) -> str:
+        return f"{self.share:.0%}"
+
+    def globals(self, local: np.ndarray) -> np.ndarray:
+        """Document indices (as doc_index reads them) of the corpus' positions."""
+        return local + self.position * ID_STRIDE
+
+
+@dataclass
+class Shape:
+    """One query kind of the shared phase: a collection, with or without the filter,
+    and the queries it is asked."""
+
+    collection: SharedCollection
+    query: str  # the table's label
+    kind: str  # the key of its exact answers in the phase's Workload.truth
+    filtered: bool
+    queries: np.ndarray
+    query_lists: list[list[float]]
+
+
+@dataclass
+class SharedWorkload:
+    """The shared phase's collections, its query kinds by phase, and a Workload holding
+    every kind's exact answers (for measure_phase)."""
+
+    collections: list[SharedCollection]
+    shapes: dict[str, list[Shape]]
+    work: Workload
+
+    @classmethod
+    def build(cls, args: argparse.Namespace) -> SharedWorkload:
+        count, k = args.queries + args.warmup, args.k
+        collections = []
+        for i, share in enumerate(SHARES):
+            n = max(1, round(args.n * share))
+            if n >= ID_STRIDE:
+                raise SystemExit(f"the shared phase takes at most {ID_STRIDE - 1:,} rows")
+            corpus = make_corpus(n, args.dim, seed=args.seed + 10 + i, rare_fraction=args.rare)
+            corpus.ids = [doc_id(i * ID_STRIDE + j) for j in range(n)]
+            collections.append(
+                SharedCollection(
+                    position=i,
+                    share=share,
+                    name=f"bench-{round(share * 100)}pct",
+                    raw_id=uuid.UUID(int=RAW_COLLECTION.int + 1 + i),
+                    corpus=corpus,
+                    queries=corpus.queries(count),
+                    rare=np.array([m["tag"] == "rare" for m in corpus.metadatas]),
+                )
+            )
+        # queries like no collection's data: uniform random unit vectors
+        unlike = np.random.default_rng(args.seed + 5).standard_normal(
+            (count, args.dim), dtype=np.float32
+        )
+        unlike /= np.linalg.norm(unlike, axis=1, keepdims=True)
+        truth: dict[str, np.ndarray] = {}
+        shapes: dict[str, list[Shape]] = {"shared": [], "shared, unlike": []}
+        for c in collections:
+            timed = c.queries[: args.queries]
+            for query, mask in (("top-k", None), ("top-k, filter", c.rare)):
+                kind = f"{c.label} {query}"
+                truth[kind] = c.globals(brute_force_topk(c.corpus.vectors, timed, k, mask))
+                shape = Shape(c, query, kind, mask is not None, c.queries, c.queries.tolist())
+                shapes["shared"].append(shape)
+            if c.position > 0:
+                kind = f"{c.label} top-k, unlike"
+                answers = brute_force_topk(c.corpus.vectors, unlike[: args.queries], k)
+                truth[kind] = c.globals(answers)
+                shape = Shape(c, "top-k, random query", kind, False, unlike, unlike.tolist())
+                shapes["shared, unlike"].append(shape)
+        # measure_phase reads the answers by kind, and the query count from ``queries``
+        work = Workload(
+            corpus=collections[0].corpus,
+            queries=unlike,
+            query_lists=[],
+            truth=truth,
+            args=args,
+            keywords=[],
+        )
+        return cls(collections, shapes, work)
+
+
 # ------------------------------------------------------------------- plan probing
 
 _SCAN = re.compile(
@@ -251,11 +373,19 @@ class System:
     """One system under test: how it loads, indexes and answers queries."""
 
     name = ""
+    #: keep autovacuum from the tables from the moment they exist (the fresh phase on a
+    #: server this benchmark does not reconfigure)
+    no_autovacuum = False
 
     def __init__(self, url: str, work: Workload) -> None:
         self.url = url
         self.work = work
         self.args = work.args
+
+    def created(self) -> None:
+        """The system's tables exist, still empty: hold autovacuum off them if asked."""
+        if self.no_autovacuum:
+            hold_autovacuum(self.url)
 
     def load(self) -> str:
         """Load the corpus; return a note on how."""
@@ -323,6 +453,7 @@ class RawSystem(System):
 
     def load(self) -> str:
         create_raw_table(self.url, RAW_TABLE, self.args.dim)
+        self.created()
         copy_binary(
             self.conn, RAW_TABLE, RAW_COLUMNS, RAW_TYPES, raw_rows(self.work.corpus, RAW_COLLECTION)
         )
@@ -357,7 +488,7 @@ class RawSystem(System):
                 "ORDER BY embedding <=> %(q)b LIMIT {k}"
             )
             .format(
-                tag=sql.SQL(tag.replace("*/", "")),
+                tag=sql.SQL(tag.replace("*/", "").replace("%", "%%")),
                 cols=sql.SQL(cols),
                 t=self.table,
                 where=sql.SQL(where),
@@ -366,8 +497,15 @@ class RawSystem(System):
             .as_string(self.conn)
         )
 
-    def _run(self, sets: list[str], statement: str, q: int, filtered: bool) -> list[Any]:
-        params: dict[str, Any] = {"q": self.work.queries[q], "c": RAW_COLLECTION}
+    def _run(
+        self,
+        sets: list[str],
+        statement: str,
+        vector: np.ndarray,
+        filtered: bool,
+        collection: uuid.UUID = RAW_COLLECTION,
+    ) -> list[Any]:
+        params: dict[str, Any] = {"q": vector, "c": collection}
         if filtered:
             params["f"] = Jsonb(FILTER)
         for s in sets:
@@ -378,20 +516,32 @@ class RawSystem(System):
         return rows
 
     def _search(
-        self, tag: str, filtered: bool, sets: Sequence[str] = (), relaxed: bool = False
+        self,
+        tag: str,
+        filtered: bool,
+        sets: Sequence[str] = (),
+        relaxed: bool = False,
+        queries: np.ndarray | None = None,
+        collection: uuid.UUID = RAW_COLLECTION,
     ) -> SearchFn:
         stmt = self._select(filtered, self.args.k, False, tag)
         if relaxed:  # relaxed_order may return rows slightly out of order: re-sort them
             stmt = f"WITH r AS MATERIALIZED ({stmt}) SELECT * FROM r ORDER BY distance"
         sets = list(sets)
-        return lambda q: [doc_index(r[0]) for r in self._run(sets, stmt, q, filtered)]
+        vectors = self.work.queries if queries is None else queries
+
+        def search(q: int) -> list[int]:
+            rows = self._run(sets, stmt, vectors[q], filtered, collection)
+            return [doc_index(r[0]) for r in rows]
+
+        return search
 
     def _mmr(self, tag: str, sets: Sequence[str] = ()) -> SearchFn:
         stmt = self._select(False, self.args.fetch_k, True, tag)
         sets = list(sets)
 
         def search(q: int) -> list[int]:
-            rows = self._run(sets, stmt, q, False)
+            rows = self._run(sets, stmt, self.work.queries[q], False)
             if not rows:
                 return []
             cand = np.stack([r[4] for r in rows])
@@ -453,20 +603,28 @@ class PGVectorSystem(System):
     name = "langchain-postgres PGVector"
 
     def load(self) -> str:
+        self.store = self._store(V1_COLLECTION)
+        self.created()
+        self._copy(V1_COLLECTION, self.work.corpus)
+        return "PGVector() made the tables; rows by COPY BINARY"
+
+    def _store(self, collection: str) -> Any:
         from langchain_postgres import PGVector
 
-        self.store = PGVector(
+        return PGVector(
             BenchEmbeddings(self.args.dim),
             connection=self.url,
-            collection_name=V1_COLLECTION,
+            collection_name=collection,
             embedding_length=self.args.dim,
             use_jsonb=True,
         )
+
+    def _copy(self, collection_name: str, corpus: Corpus) -> None:
+        """COPY the corpus into the collection's rows of langchain_pg_embedding."""
         with connect_raw(self.url) as conn:
             collection = conn.execute(
-                "SELECT uuid FROM langchain_pg_collection WHERE name = %s", (V1_COLLECTION,)
+                "SELECT uuid FROM langchain_pg_collection WHERE name = %s", (collection_name,)
             ).fetchone()[0]
-            corpus = self.work.corpus
             rows = (
                 (corpus.ids[i], collection, v, corpus.texts[i], Jsonb(corpus.metadatas[i]))
                 for i, v in enumerate(corpus.vectors)
@@ -479,7 +637,6 @@ class PGVectorSystem(System):
                 rows,
             )
             conn.commit()
-        return "PGVector() made the tables; rows by COPY BINARY"
 
     def build_hnsw(self) -> str:
         # PGVector has no index API: the index its docs leave to the user, by hand.
@@ -512,6 +669,7 @@ class PGVectorStoreSystem(System):
 
         self.engine = PGEngine.from_connection_string(url=self.url)
         self.engine.init_vectorstore_table(V2_TABLE, self.args.dim, overwrite_existing=True)
+        self.created()
         self.store = PGVectorStore.create_sync(
             self.engine, embedding_service=BenchEmbeddings(self.args.dim), table_name=V2_TABLE
         )
@@ -571,6 +729,9 @@ class OursSystem(System):
             embedding_length=self.args.dim,
             full_text=True,  # for the hybrid row: a generated tsvector column + GIN index
         )
+        if self.no_autovacuum:
+            self.store.create_tables()  # so that the table exists before its rows
+            self.created()
         corpus = self.work.corpus
         self.store.add_embeddings(
             corpus.texts, corpus.vectors, metadatas=corpus.metadatas, ids=corpus.ids
@@ -605,6 +766,139 @@ class OursSystem(System):
         if close is not None:
             close()
 
+
+def shape_configs(
+    store: Any, work: Workload, shape: Shape, queries: Sequence[Any] | None = None
+) -> list[Config]:
+    """A store's call for one query kind of the shared phase (store_configs' top-k or
+    filtered top-k), under that kind; ``queries`` as in store_configs."""
+    wanted = "filtered" if shape.filtered else "unfiltered"
+    q = shape.query_lists if queries is None else queries
+    return [
+        replace(c, kind=shape.kind, label="")
+        for c in store_configs(store, work, q)
+        if c.kind == wanted
+    ]
+
+
+class SharedRawSystem(RawSystem):
+    """Raw SQL on one table holding the shared phase's three collections."""
+
+    def __init__(self, url: str, work: Workload, shared: SharedWorkload) -> None:
+        super().__init__(url, work)
+        self.shared = shared
+
+    def load(self) -> str:
+        create_raw_table(self.url, RAW_TABLE, self.args.dim)
+        collections = sql.Identifier(f"{RAW_TABLE}_collection")
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {} VALUES (%s)").format(collections),
+                [(c.raw_id,) for c in self.shared.collections],
+            )
+        for c in self.shared.collections:
+            rows = raw_rows(c.corpus, c.raw_id)
+            copy_binary(self.conn, RAW_TABLE, RAW_COLUMNS, RAW_TYPES, rows)
+        self.conn.commit()
+        return "COPY BINARY into one table, one collection_id per collection"
+
+    def configs(self, phase: str) -> list[Config]:
+        relaxed = "SET LOCAL hnsw.iterative_scan = relaxed_order"
+        out = []
+        for shape in self.shared.shapes[phase]:
+            for label, sets, baseline in (
+                (README_ADVICE, [relaxed], True),
+                ("plain, no iterative scan", [], False),
+            ):
+                # a statement text per collection and variant (the tag), as in configs()
+                fn = self._search(
+                    f"{shape.kind}, {label}",
+                    shape.filtered,
+                    sets,
+                    relaxed=bool(sets),
+                    queries=shape.queries,
+                    collection=shape.collection.raw_id,
+                )
+                out.append(Config(shape.kind, label, fn, baseline=baseline))
+        return out
+
+
+class SharedPGVectorSystem(PGVectorSystem):
+    """langchain_postgres.PGVector with the three collections in langchain_pg_embedding."""
+
+    def __init__(self, url: str, work: Workload, shared: SharedWorkload) -> None:
+        super().__init__(url, work)
+        self.shared = shared
+        self.stores: dict[str, Any] = {}
+
+    def load(self) -> str:
+        for c in self.shared.collections:
+            self.stores[c.name] = self._store(c.name)
+            self._copy(c.name, c.corpus)
+        return "a PGVector() per collection; rows by COPY BINARY"
+
+    def configs(self, phase: str) -> list[Config]:
+        return [
+            config
+            for shape in self.shared.shapes[phase]
+            for config in shape_configs(self.stores[shape.collection.name], self.work, shape)
+        ]
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            engine = getattr(store, "_engine", None)
+            if engine is not None:
+                engine.dispose()
+
+
+class SharedOursSystem(OursSystem):
+    """A PGVecStore per collection, all on the default table; one index for them all."""
+
+    def __init__(self, url: str, work: Workload, shared: SharedWorkload) -> None:
+        super().__init__(url, work)
+        self.shared = shared
+        self.stores: dict[str, Any] = {}
+
+    def load(self) -> str:
+        ours = import_ours()
+        if ours.missing:
+            raise RuntimeError(f"n/a: {ours.missing}")
+        self.ours = ours
+        for c in self.shared.collections:
+            store = ours.PGVecStore(
+                BenchEmbeddings(self.args.dim),
+                connection=self.url,
+                collection_name=c.name,
+                embedding_length=self.args.dim,
+            )
+            self.stores[c.name] = store
+            corpus = c.corpus
+            store.add_embeddings(
+                corpus.texts, corpus.vectors, metadatas=corpus.metadatas, ids=corpus.ids
+            )
+        # build_hnsw: one create_index on the shared table, through any one store
+        self.store = self.stores[self.shared.collections[0].name]
+        return "a PGVecStore per collection, add_embeddings(numpy)"
+
+    def configs(self, phase: str) -> list[Config]:
+        return [
+            config
+            for shape in self.shared.shapes[phase]
+            for config in shape_configs(
+                self.stores[shape.collection.name], self.work, shape, list(shape.queries)
+            )
+        ]
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+
+
+SHARED_CLASSES: dict[str, Callable[[str, Workload, SharedWorkload], System]] = {
+    "raw": SharedRawSystem,
+    "pgvector": SharedPGVectorSystem,
+    "ours": SharedOursSystem,
+}
 
 SYSTEM_CLASSES: dict[str, type[System]] = {
     "raw": RawSystem,
@@ -716,57 +1010,118 @@ def index_sizes(url: str) -> list[list[str]]:
     return [list(r) for r in rows]
 
 
-def main() -> None:
-    args = parse_args()
-    report = Report(args.output)
-    base_url = start_server(args)
+def _note(exc: BaseException) -> str:
+    return str(exc) if str(exc).startswith("n/a") else _error(exc)
+
+
+def load_systems(candidates: list[System], report: Report) -> tuple[list[System], list[list[str]]]:
+    """Load each system; return the loaded ones and the Load table's rows."""
+    systems: list[System] = []
+    loads: list[list[str]] = []
+    for system in candidates:
+        report.progress(f"loading {system.name}")
+        try:
+            with stopwatch() as t:
+                how = system.load()
+            systems.append(system)
+            loads.append([system.name, how, fmt_seconds(t[0])])
+        except Exception as exc:
+            loads.append([system.name, _note(exc), "n/a"])
+            system.close()
+    return systems, loads
+
+
+def build_index(system: System, report: Report, builds: list[list[str]]) -> bool:
+    """Build the system's HNSW index, adding a row to ``builds``; whether it got one."""
+    report.progress(f"building HNSW for {system.name}")
+    try:
+        with stopwatch() as t:
+            how = system.build_hnsw()
+    except Exception as exc:
+        builds.append([system.name, _note(exc), "n/a"])
+        return False
+    builds.append([system.name, how, fmt_seconds(t[0])])
+    return True
+
+
+def query_table(report: Report, results: list[Result], k: int) -> None:
+    """The Queries table: one row per system, phase and query shape."""
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                r.phase,
+                r.system,
+                r.config.label,
+                fmt_ms(r.stats.median if r.stats else None),
+                fmt_ms(r.stats.p95 if r.stats else None),
+                fmt_ratio(ratio_of(r, results)),
+                _mean(r.mean_results),
+                _recall(r.recall),
+                "n/a" if r.probe.rows is None else r.probe.rows,
+                "n/a" if r.probe.statements is None else r.probe.statements,
+                r.probe.plan,
+                r.note,
+            ]
+        )
+    report.table(
+        [
+            "phase",
+            "system",
+            "query",
+            "median ms",
+            "p95 ms",
+            "ratio",
+            "results",
+            f"recall@{k}",
+            "rows fetched",
+            "stmts",
+            "plan",
+            "note",
+        ],
+        rows,
+        "lllrrrrrrrll",
+    )
+
+
+def _mean(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _recall(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+STATISTICS_HEADERS = (
+    "table",
+    "reltuples",
+    "column statistics",
+    "ANALYZE runs",
+    "autoanalyze runs",
+    "VACUUM runs",
+    "autovacuum runs",
+    "options",
+)
+
+
+def run_indexed(args: argparse.Namespace, url: str, work: Workload, report: Report) -> None:
+    """The exact and hnsw phases: every system loaded once, VACUUM ANALYZE, then each
+    phase's query shapes (the HNSW builds first for hnsw)."""
     systems: list[System] = []
     try:
-        url = fresh_database(base_url, args.database)
-        report.add("# Query benchmark", "", *environment(url), "")
-        report.progress("generating data and brute-force answers")
-        work = Workload.build(args)
-        report.add(
-            f"- data: N={args.n:,} synthetic clustered unit vectors (float32), dim {args.dim}, "
-            f"seed {args.seed}; {args.queries} queries from the same distribution; k={args.k}; "
-            f'filter {{"tag": "rare"}} matches {args.rare:.0%} of rows '
-            f"({int((np.array([m['tag'] for m in work.corpus.metadatas]) == 'rare').sum()):,}); "
-            f"MMR fetch_k={args.fetch_k}, lambda_mult={args.lambda_mult}; HNSW m={args.m}, "
-            f"ef_construction={args.ef_construction}; cosine distance everywhere",
-            "",
-        )
-
-        loads: list[list[str]] = []
-        for key in args.systems:
-            system = SYSTEM_CLASSES[key](url, work)
-            report.progress(f"loading {system.name}")
-            try:
-                with stopwatch() as t:
-                    how = system.load()
-                systems.append(system)
-                loads.append([system.name, how, fmt_seconds(t[0])])
-            except Exception as exc:
-                note = str(exc) if str(exc).startswith("n/a") else _error(exc)
-                loads.append([system.name, note, "n/a"])
-                system.close()
+        candidates = [SYSTEM_CLASSES[key](url, work) for key in args.systems]
+        systems, loads = load_systems(candidates, report)
         maintenance(url, "VACUUM ANALYZE")
         report.add("## Load", "")
         report.table(["system", "how", "seconds"], loads, "llr")
 
         results: list[Result] = []
         builds: list[list[str]] = []
-        for phase in args.phases:
+        for phase in (p for p in args.phases if p in INDEXED_PHASES):
             measured: list[tuple[System, Config]] = []
             for system in systems:
                 if phase == "hnsw":
-                    report.progress(f"building HNSW for {system.name}")
-                    try:
-                        with stopwatch() as t:
-                            how = system.build_hnsw()
-                        builds.append([system.name, how, fmt_seconds(t[0])])
-                    except Exception as exc:
-                        note = str(exc) if str(exc).startswith("n/a") else _error(exc)
-                        builds.append([system.name, note, "n/a"])
+                    if not build_index(system, report, builds):
                         for config in system.configs(phase):
                             results.append(Result(phase, system.name, config, note="no index"))
                         continue
@@ -781,42 +1136,7 @@ def main() -> None:
             report.table(["index", "table", "size"], index_sizes(url))
 
         report.add("## Queries", "")
-        rows = []
-        for r in results:
-            rows.append(
-                [
-                    r.phase,
-                    r.system,
-                    r.config.label,
-                    fmt_ms(r.stats.median if r.stats else None),
-                    fmt_ms(r.stats.p95 if r.stats else None),
-                    fmt_ratio(ratio_of(r, results)),
-                    "n/a" if r.mean_results is None else f"{r.mean_results:.1f}",
-                    "n/a" if r.recall is None else f"{r.recall:.3f}",
-                    "n/a" if r.probe.rows is None else r.probe.rows,
-                    "n/a" if r.probe.statements is None else r.probe.statements,
-                    r.probe.plan,
-                    r.note,
-                ]
-            )
-        report.table(
-            [
-                "phase",
-                "system",
-                "query",
-                "median ms",
-                "p95 ms",
-                "ratio",
-                "results",
-                f"recall@{args.k}",
-                "rows fetched",
-                "stmts",
-                "plan",
-                "note",
-            ],
-            rows,
-            "lllrrrrrrrll",
-        )
+        query_table(report, results, args.k)
         report.add(
             "ratio = median latency / raw psycopg's median for the same phase and query kind "
             "(its first row of that kind). results = mean documents returned; rows fetched = "
@@ -836,6 +1156,284 @@ def main() -> None:
     finally:
         for system in systems:
             system.close()
+
+
+def _top_k(system: System, phase: str) -> list[Config]:
+    return [c for c in system.configs(phase) if c.kind == "unfiltered"]
+
+
+def run_fresh(args: argparse.Namespace, url: str, work: Workload, report: Report) -> None:
+    """The fresh phase: new tables, autovacuum held off them, no ANALYZE by the harness
+    but of the raw table; unfiltered top-k exact, then right after create_index."""
+    # the embedded server is ours to reconfigure; any other only gets table options
+    table_level = bool(args.url) or args.no_tune
+    raw_table = sql.Identifier(RAW_TABLE)
+    systems: list[System] = []
+    results: list[Result] = []
+    builds: list[list[str]] = []
+    try:
+        with nullcontext() if table_level else autovacuum_held(url):
+            candidates = [SYSTEM_CLASSES[key](url, work) for key in args.systems]
+            for system in candidates:
+                system.no_autovacuum = table_level
+            systems, loads = load_systems(candidates, report)
+            raw = next((s for s in systems if isinstance(s, RawSystem)), None)
+            if raw is not None:
+                maintenance(url, sql.SQL("VACUUM ANALYZE {}").format(raw_table))
+            items = [(s, c) for s in systems for c in _top_k(s, "exact")]
+            report.progress(f"fresh, exact: {len(items)} query shapes, interleaved")
+            results += measure_phase(items, "fresh, exact", work)
+            after_load = table_statistics(url)
+
+            items = []
+            for system in systems:
+                if not build_index(system, report, builds):
+                    for config in _top_k(system, "hnsw"):
+                        results.append(Result("fresh, hnsw", system.name, config, note="no index"))
+                    continue
+                if system is raw:
+                    maintenance(url, sql.SQL("ANALYZE {}").format(raw_table))
+                items += [(system, c) for c in _top_k(system, "hnsw")]
+            report.progress(f"fresh, hnsw: {len(items)} query shapes, interleaved")
+            results += measure_phase(items, "fresh, hnsw", work)
+            after_index = table_statistics(url)
+            indexes = index_sizes(url)
+    finally:
+        for system in systems:
+            system.close()
+
+    if table_level:
+        how = (
+            "autovacuum stays enabled, with thresholds it never reaches "
+            "(`autovacuum_vacuum_threshold` and `autovacuum_analyze_threshold` 2147483647, "
+            "`autovacuum_vacuum_insert_threshold` -1) set on every table of the schema as "
+            "soon as each system's tables existed, before their rows were loaded (a server "
+            "given with --url, or --no-tune, is not reconfigured)"
+        )
+    else:
+        how = (
+            "autovacuum stays enabled, with thresholds it never reaches "
+            "(`autovacuum_vacuum_threshold` and `autovacuum_analyze_threshold` 2147483647, "
+            "`autovacuum_vacuum_insert_threshold` -1, by `ALTER SYSTEM` and a reload) for the "
+            "phase, reset after it"
+        )
+    report.add(
+        "## Fresh tables: right after a load",
+        "",
+        "A database of its own, new tables, the same rows and queries. Autovacuum kept from "
+        f"running: {how}. The harness ran `VACUUM ANALYZE {RAW_TABLE}` after the raw table's "
+        f"load and `ANALYZE {RAW_TABLE}` after its index build, and no `VACUUM` or `ANALYZE` "
+        "on any other table: the statistics the stores' tables have, they gathered themselves "
+        "(see the statistics tables).",
+        "",
+        "### Load",
+        "",
+    )
+    report.table(["system", "how", "seconds"], loads, "llr")
+    report.add("### HNSW build", "")
+    report.table(["system", "how", "seconds"], builds, "llr")
+    report.table(["index", "table", "size"], indexes)
+    report.add("### Queries", "")
+    query_table(report, results, args.k)
+    report.add(
+        "phase `fresh, exact`: no vector index, right after the load; `fresh, hnsw`: right "
+        "after the system built its HNSW index. ratio = median / raw psycopg's median in the "
+        "same phase (raw's table analyzed).",
+        "",
+        "### Table statistics after the exact measurement",
+        "",
+    )
+    report.table(STATISTICS_HEADERS, after_load, "lrlrrrrl")
+    report.add("### Table statistics after the HNSW measurement", "")
+    report.table(STATISTICS_HEADERS, after_index, "lrlrrrrl")
+    report.add(
+        "reltuples = the planner's row estimate in `pg_class` (-1: not known; `VACUUM`, "
+        "`ANALYZE` and `CREATE INDEX` set it); column statistics = whether `pg_stats` has "
+        "rows for the table (only `ANALYZE` makes them); the counts are those of "
+        "`pg_stat_user_tables` (an `ANALYZE` a store runs itself counts as `ANALYZE`).",
+        "",
+    )
+
+
+def run_shared(args: argparse.Namespace, url: str, report: Report) -> None:
+    """The shared phase: three collections of 90%, 9% and 1% of the rows in one table."""
+    report.progress("generating the shared phase's data and brute-force answers")
+    shared = SharedWorkload.build(args)
+    work = shared.work
+    systems: list[System] = []
+    results: list[Result] = []
+    unlike: list[Result] = []
+    builds: list[list[str]] = []
+    try:
+        candidates: list[System] = [
+            SHARED_CLASSES[key](url, work, shared) for key in args.systems if key in SHARED_CLASSES
+        ]
+        systems, loads = load_systems(candidates, report)
+        maintenance(url, "VACUUM ANALYZE")
+        indexed = []
+        for system in systems:
+            if build_index(system, report, builds):
+                maintenance(url, "ANALYZE")
+                indexed.append(system)
+            else:
+                for phase in shared.shapes:
+                    for config in system.configs(phase):
+                        into = results if phase == "shared" else unlike
+                        into.append(Result(phase, system.name, config, note="no index"))
+        for phase, into in (("shared", results), ("shared, unlike", unlike)):
+            items = [(s, c) for s in indexed for c in s.configs(phase)]
+            report.progress(f"{phase}: {len(items)} query shapes, interleaved")
+            into += measure_phase(items, phase, work)
+        indexes = index_sizes(url)
+    finally:
+        for system in systems:
+            system.close()
+
+    sizes = ", ".join(
+        f"{c.label}: {len(c.corpus):,} rows ({int(c.rare.sum()):,} rare)"
+        for c in shared.collections
+    )
+    report.add(
+        "## Shared table: three collections in one table",
+        "",
+        f"- data: a database of its own; one table per system holding three collections, "
+        f"{sizes}; each collection's vectors from a corpus of its own (seed {args.seed} + 10 + "
+        f"its position: its own cluster centres), {args.queries} queries per collection drawn "
+        "like that collection's data; recall against brute force over that collection's rows "
+        '(with the filter: its rows with {"tag": "rare"}). All tables `VACUUM ANALYZE`d after '
+        "the load and `ANALYZE`d after each index build.",
+        "- ours: a PGVecStore per collection on the default table, one `create_index(HNSW(...))`; "
+        "langchain-postgres PGVector: a PGVector per collection in its `langchain_pg_embedding`, "
+        "one HNSW index by hand; raw psycopg: one table with a collection_id per collection, one "
+        "HNSW index, queried with `SET LOCAL hnsw.iterative_scan = relaxed_order` and rows "
+        "re-sorted by distance (pgvector's README on filtering), and plainly. PGVectorStore is "
+        "not measured here: it has no collections (a table per store).",
+        "",
+        "### Load",
+        "",
+    )
+    report.table(["system", "how", "seconds"], loads, "llr")
+    report.add("### HNSW build", "")
+    report.table(["system", "how", "seconds"], builds, "llr")
+    report.table(["index", "table", "size"], indexes)
+
+    def system_label(r: Result) -> str:
+        return f"{r.system}: {r.config.label}" if r.config.label else r.system
+
+    def collection_label(shape: Shape) -> str:
+        return f"{shape.collection.label} ({len(shape.collection.corpus):,} rows)"
+
+    def query_label(shape: Shape) -> str:
+        if not shape.filtered:
+            return shape.query
+        matching = int(shape.collection.rare.sum())
+        return f"{shape.query} ({matching:,} {'row matches' if matching == 1 else 'rows match'})"
+
+    rows = [
+        [
+            collection_label(shape),
+            query_label(shape),
+            system_label(r),
+            _mean(r.mean_results),
+            _recall(r.recall),
+            fmt_ms(r.stats.median if r.stats else None),
+            fmt_ms(r.stats.p95 if r.stats else None),
+            fmt_ratio(ratio_of(r, results)),
+            "n/a" if r.probe.statements is None else r.probe.statements,
+            r.probe.plan,
+            r.note,
+        ]
+        for shape in shared.shapes["shared"]
+        for r in results
+        if r.config.kind == shape.kind
+    ]
+    report.add("### Queries like the collection's data", "")
+    report.table(
+        [
+            "collection",
+            "query",
+            "system",
+            f"results of {args.k}",
+            f"recall@{args.k}",
+            "median ms",
+            "p95 ms",
+            "ratio",
+            "stmts",
+            "plan",
+            "note",
+        ],
+        rows,
+        "lllrrrrrrll",
+    )
+    report.add(
+        "ratio = median / the median of raw psycopg with iterative_scan=relaxed_order for the "
+        "same collection and query. stmts and plan: of one extra call with the first query.",
+        "",
+    )
+    rows = [
+        [
+            collection_label(shape),
+            query_label(shape),
+            system_label(r),
+            _mean(r.mean_results),
+            _recall(r.recall),
+            r.probe.plan,
+            r.note,
+        ]
+        for shape in shared.shapes["shared, unlike"]
+        for r in unlike
+        if r.config.kind == shape.kind
+    ]
+    report.add(
+        "### Queries like no collection's data",
+        "",
+        f"{args.queries} uniform random unit vectors (seed {args.seed} + 5), unfiltered, on the "
+        "two minority collections (timed interleaved among themselves; timings not shown).",
+        "",
+    )
+    report.table(
+        [
+            "collection",
+            "query",
+            "system",
+            f"results of {args.k}",
+            f"recall@{args.k}",
+            "plan",
+            "note",
+        ],
+        rows,
+        "lllrrll",
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    report = Report(args.output)
+    base_url = start_server(args)
+    try:
+        url = fresh_database(base_url, args.database)
+        report.add("# Query benchmark", "", *environment(url), "")
+        work: Workload | None = None
+        if set(args.phases) & {*INDEXED_PHASES, "fresh"}:
+            report.progress("generating data and brute-force answers")
+            work = Workload.build(args)
+            rare = int((np.array([m["tag"] for m in work.corpus.metadatas]) == "rare").sum())
+            report.add(
+                f"- data: N={args.n:,} synthetic clustered unit vectors (float32), "
+                f"dim {args.dim}, seed {args.seed}; {args.queries} queries from the same "
+                f'distribution; k={args.k}; filter {{"tag": "rare"}} matches {args.rare:.0%} '
+                f"of rows ({rare:,}); MMR fetch_k={args.fetch_k}, "
+                f"lambda_mult={args.lambda_mult}; HNSW m={args.m}, "
+                f"ef_construction={args.ef_construction}; cosine distance everywhere",
+                "",
+            )
+        if work is not None and set(args.phases) & set(INDEXED_PHASES):
+            run_indexed(args, url, work, report)
+        if work is not None and "fresh" in args.phases:
+            run_fresh(args, fresh_database(base_url, args.database), work, report)
+        if "shared" in args.phases:
+            run_shared(args, fresh_database(base_url, args.database), report)
+    finally:
         report.write()
 
 

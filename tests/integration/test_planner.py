@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from runner import Runner
-from sqlalchemy import Engine, Index, MetaData, Table, create_engine, make_url, select, text
+from sqlalchemy import Engine, Index, MetaData, Table, make_url, select, text
 from sqlalchemy.schema import DropTable
 
 from langchain_pgvec import HNSW, IVFFlat, PGVecStore, SearchSettings, TableSpec, mapped_tables
@@ -299,14 +299,11 @@ async def test_collection_outgrown_tenfold_after_the_index(
     first = await table.add(run, "first", 1_000, seed=5)
     name = await run(first.store, "create_index", INDEXES[kind])
     assert f"Index Scan using {name}" in await run(first.store, "explain", first.like[0].tolist())
-    # another process loads a collection ten times as large (an engine of its own: the
+    # another process loads a collection ten times as large (engines of its own: the
     # first store is not told)
     url = make_url(pg_url).update_query_dict({"application_name": "elsewhere"})
-    elsewhere = create_engine(url)
-    try:
-        await table.add(run, "second", 10_000, seed=6, connection=elsewhere)
-    finally:
-        elsewhere.dispose()
+    second = await table.add(run, "second", 10_000, seed=6, connection=url)
+    await run(second.store, "close")
     # the first store has not looked since: its plain index scans come back short for
     # queries far from its data, and are completed
     assert f"Index Scan using {name}" in await run(first.store, "explain", first.like[0].tolist())
