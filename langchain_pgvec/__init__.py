@@ -7,18 +7,22 @@ Example:
 """
 
 from ._errors import (
+    ConnectError,
     ConnectionLostError,
+    DatabaseError,
     DimensionMismatchError,
     EmbeddedServerError,
     ExtensionError,
     FilterError,
     InvalidInputError,
     MigrationError,
+    PerformanceWarning,
     PGVecError,
+    PrivilegeError,
     QueryTimeoutError,
     SchemaError,
 )
-from ._indexes import HNSW, DistanceStrategy, IndexInfo, IVFFlat, PerformanceWarning
+from ._indexes import HNSW, DistanceStrategy, IndexInfo, IVFFlat
 from ._migrate import CollectionReport, MigrationReport, migrate_from_langchain_postgres
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, mapped_tables
@@ -29,7 +33,9 @@ from .embeddings import HashingEmbeddings
 __all__ = [
     "HNSW",
     "CollectionReport",
+    "ConnectError",
     "ConnectionLostError",
+    "DatabaseError",
     "DimensionMismatchError",
     "DistanceStrategy",
     "EmbeddedServerError",
@@ -45,6 +51,7 @@ __all__ = [
     "PGVecRetriever",
     "PGVecStore",
     "PerformanceWarning",
+    "PrivilegeError",
     "QueryTimeoutError",
     "SchemaError",
     "SearchSettings",

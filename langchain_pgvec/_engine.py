@@ -18,20 +18,20 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
 from psycopg.types.json import set_json_dumps
 from sqlalchemy import URL, Connection, Dialect, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from ._errors import ConnectionLostError, PGVecError, QueryTimeoutError
+from ._errors import Access, InvalidInputError, PGVecError, translate_errors
 from ._input import json_dumps
 
 Connectable = str | URL | Engine | AsyncEngine | None
@@ -81,16 +81,36 @@ def default_url() -> URL:
     return normalise_url(embedded.url())
 
 
-class Engines:
-    """A sync and an async engine over one database, each created when first needed."""
+#: what each pool of the engines a store makes holds by default: ``pool_size``
+#: connections and no overflow, so that the stores of one process made from one URL
+#: hold at most 2 * 5 + 2 connections (sync pool, async pool, one search connection each)
+POOL_DEFAULTS = {"pool_size": 5, "max_overflow": 0}
+_SHARED: dict[tuple[Any, ...], Engines] = {}
+_SHARED_LOCK = threading.Lock()
 
-    def __init__(self, connection: Connectable, engine_kwargs: dict[str, Any] | None = None):
+
+class Engines:
+    """A sync and an async engine over one database, each created when first needed.
+
+    :meth:`open` hands stores made from the same URL (and engine arguments) one
+    instance, counted: the last store to close it disposes of its pools.
+    """
+
+    def __init__(
+        self,
+        connection: Connectable,
+        engine_kwargs: dict[str, Any] | None = None,
+        prepared_statements: bool | None = None,
+    ):
         self._kwargs = dict(engine_kwargs or {})
+        self._prepared = prepared_statements
         self._lock = threading.Lock()
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._owned: list[Engine | AsyncEngine] = []
         self._given: Engine | AsyncEngine | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._users = 0
         #: the sync engine's own connection for searches (see ReadConnection): only
         #: on an engine this object created, with a queue pool (not, say, NullPool)
         self.reads: ReadConnection | None = None
@@ -99,10 +119,12 @@ class Engines:
             _require_psycopg(connection.dialect.driver, "Engine")
             self._sync = self._given = connection
             self.url = connection.url
+            _guard_prepared(connection, prepared_statements)
         elif isinstance(connection, AsyncEngine):
             _require_psycopg(connection.dialect.driver, "AsyncEngine")
             self._async = self._given = connection
             self.url = connection.url
+            _guard_prepared(connection.sync_engine, prepared_statements)
         elif connection is None:
             self.url = default_url()
         elif isinstance(connection, (str, URL)):
@@ -112,6 +134,46 @@ class Engines:
                 "connection must be a URL string, a sqlalchemy URL, Engine or AsyncEngine, "
                 f"or None for $PGVEC_URL / the embedded server; got {type(connection).__name__}"
             )
+
+    @classmethod
+    def open(
+        cls,
+        connection: Connectable,
+        engine_kwargs: dict[str, Any] | None = None,
+        prepared_statements: bool | None = None,
+        *,
+        share: bool = True,
+    ) -> Engines:
+        """The engines of a new store: those of the process's other stores made from the
+        same URL, engine arguments and prepared-statement choice (unless not ``share``),
+        else new ones. Given engines are the user's to share: never pooled here."""
+        if not share or not isinstance(connection, (str, URL, type(None))):
+            made = cls(connection, engine_kwargs, prepared_statements)
+            made._users = 1
+            return made
+        url = default_url() if connection is None else normalise_url(connection)
+        key = (
+            url.render_as_string(hide_password=False),
+            repr(sorted((engine_kwargs or {}).items())),
+            prepared_statements,
+        )
+        with _SHARED_LOCK:
+            engines = _SHARED.get(key)
+            if engines is None:
+                engines = _SHARED[key] = cls(url, engine_kwargs, prepared_statements)
+                engines._key = key
+            engines._users += 1
+            return engines
+
+    def _release(self) -> bool:
+        """One store is done with these engines; whether it was the last."""
+        with _SHARED_LOCK:
+            self._users = max(0, self._users - 1)
+            if self._users:
+                return False
+            if self._key is not None and _SHARED.get(self._key) is self:
+                del _SHARED[self._key]
+            return True
 
     @property
     def sync(self) -> Engine:
@@ -151,22 +213,38 @@ class Engines:
             engine = _DERIVED.get(self._given)
             if engine is None:
                 engine = _DERIVED[self._given] = self._create(factory)
-            return engine
+        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+        _guard_prepared(sync_engine, self._prepared)
+        return engine
 
     def _create(self, factory: Any) -> Any:
-        engine = factory(self.url, **self._kwargs)
+        kwargs = dict(self._kwargs)
+        if "poolclass" not in kwargs:
+            for name, value in POOL_DEFAULTS.items():
+                kwargs.setdefault(name, value)
+        try:
+            engine = factory(self.url, **kwargs)
+        except (TypeError, ValueError, ArgumentError) as exc:
+            raise InvalidInputError(
+                f"engine_kwargs {sorted(self._kwargs)} are not arguments SQLAlchemy's "
+                f"create_engine takes for this URL ({exc})"
+            ) from exc
+        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         if "pool_pre_ping" not in self._kwargs:  # the user's choice, when made, stands
-            sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
             event.listen(sync_engine, "checkout", check_alive)
+        _guard_prepared(sync_engine, self._prepared)
         return engine
 
     def dispose(self) -> None:
-        """Close the pools of the engines this object created (never the user's).
+        """Close the pools of the engines this object created (never the user's), once
+        the last store using them is done with them.
 
         An async pool is closed on a thread of its own, with an event loop of its own:
         this may be called from inside a running loop, and closing a psycopg
         connection does not need the loop that opened it.
         """
+        if not self._release():
+            return
         for reads in (self.reads, self.areads):
             if reads is not None:
                 reads.close()
@@ -180,6 +258,8 @@ class Engines:
 
     async def adispose(self) -> None:
         """Async twin of :meth:`dispose`."""
+        if not self._release():
+            return
         for reads in (self.reads, self.areads):
             if reads is not None:
                 reads.close()
@@ -188,6 +268,81 @@ class Engines:
                 await engine.dispose()
             else:
                 engine.dispose()
+
+
+# ------------------------------------------------------------------ prepared statements
+#
+# psycopg prepares a statement after five runs on a connection, under a name that is
+# unique on that connection only (_pg3_0, _pg3_1, ...). Behind a pooler in transaction
+# mode, server connections are shared by clients: another client's _pg3_0 may be a
+# different statement, and running it returns that statement's rows (another
+# collection's documents) or fails. On a connection that goes through a pooler (or when
+# told), the store turns preparation off.
+
+#: a connection's record keys: whether it goes through a pooler or proxy, and whether
+#: (and why) preparation was turned off on it
+BEHIND_POOLER = "langchain_pgvec.behind_pooler"
+PREPARE_OFF = "langchain_pgvec.prepare_off"
+POOLED = "a pooler or proxy between the store and PostgreSQL"
+_ENDPOINT = "SELECT current_setting('port'), inet_server_port()"
+
+
+def proxied(host: str | None, port: int | None, server: tuple[Any, Any] | None) -> bool:
+    """Whether a connection to ``host``:``port`` reaches a server that says it listens
+    on (``port`` setting, port of this connection) = ``server`` through something in
+    between: the server sees another kind of socket (TCP against a Unix socket) or
+    another port than the one connected to."""
+    if server is None:
+        return False
+    setting, server_port = server
+    unix = bool(host) and (host.startswith("/") or host.startswith("@"))  # type: ignore[union-attr]
+    if unix:
+        return server_port is not None or (port is not None and str(port) != str(setting))
+    return server_port is None or (port is not None and int(server_port) != int(port))
+
+
+def _endpoint(dbapi_connection: Any) -> tuple[Any, Any] | None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_ENDPOINT)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
+    return None if row is None else (row[0], row[1])
+
+
+def _driver(dbapi_connection: Any) -> Any:
+    return getattr(dbapi_connection, "driver_connection", dbapi_connection)
+
+
+def _detect_pooler(dbapi_connection: Any, record: Any) -> None:
+    info = _driver(dbapi_connection).info
+    record.info[BEHIND_POOLER] = proxied(info.host, info.port, _endpoint(dbapi_connection))
+
+
+def _prepare_never(dbapi_connection: Any, record: Any) -> None:
+    _driver(dbapi_connection).prepare_threshold = None
+    record.info[PREPARE_OFF] = "prepared_statements=False"
+
+
+def _prepare_unless_pooled(dbapi_connection: Any, record: Any) -> None:
+    if record.info.get(BEHIND_POOLER):
+        _driver(dbapi_connection).prepare_threshold = None
+        record.info.setdefault(PREPARE_OFF, POOLED)
+
+
+def _guard_prepared(engine: Engine, prepared_statements: bool | None) -> None:
+    """Tell the engine's new connections that go through a pooler (their record's
+    :data:`BEHIND_POOLER`), and turn psycopg's statement preparation off on those
+    (``None``), on all of them (``False``), or on none (``True``)."""
+    if not event.contains(engine, "connect", _detect_pooler):
+        event.listen(engine, "connect", _detect_pooler, insert=True)
+    if prepared_statements is True:
+        return
+    listener = _prepare_never if prepared_statements is False else _prepare_unless_pooled
+    if not event.contains(engine, "connect", listener):
+        event.listen(engine, "connect", listener)
 
 
 _POLLER = "langchain_pgvec.poller"
@@ -282,65 +437,20 @@ async def aretrying(conn: AsyncConnection, work: Callable[[], Awaitable[_T]]) ->
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_LOST = (
-    psycopg.errors.AdminShutdown,
-    psycopg.errors.CrashShutdown,
-    psycopg.errors.CannotConnectNow,
-    psycopg.errors.ConnectionException,
-)
-
-
-def _connection_lost(error: BaseException) -> bool:
-    # psycopg raises the bare OperationalError for a failed connect or a dropped socket
-    return type(error) is psycopg.OperationalError or isinstance(error, _LOST)
-
-
-def _translated(exc: DBAPIError | psycopg.Error) -> BaseException:
-    """A statement cancelled by ``statement_timeout`` as QueryTimeoutError, a server
-    that cannot be reached (or went away) as ConnectionLostError, else ``exc``."""
-    cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(cause, psycopg.errors.QueryCanceled):
-        return QueryTimeoutError(
-            f"the statement was cancelled by statement_timeout ({cause}); raise the "
-            "store's statement_timeout, add a vector index, or narrow the filter"
-        )
-    if cause is not None and _connection_lost(cause):
-        detail = " ".join(str(cause).split())
-        return ConnectionLostError(
-            f"no connection to PostgreSQL ({detail}); check that the server is running "
-            "and reachable. Nothing of this call was committed, and the next call "
-            "reconnects by itself"
-        )
-    return exc
-
-
-def _reraise(exc: DBAPIError | psycopg.Error) -> NoReturn:
-    """Raise ``exc`` as :func:`_translated` names it."""
-    error = _translated(exc)
-    if error is exc:
-        raise exc
-    raise error from exc
-
-
-@contextmanager
-def _timeouts() -> Iterator[None]:
-    """Raise driver errors as :func:`_translated` names them."""
-    try:
-        yield
-    except (DBAPIError, psycopg.Error) as exc:
-        _reraise(exc)
-
-
 @contextmanager
 def begin(
-    engine: Engine, *, vectors: bool = True, prelude: Executable | None = None
+    engine: Engine,
+    *,
+    vectors: bool = True,
+    prelude: Executable | None = None,
+    access: Access | None = None,
 ) -> Iterator[Connection]:
     """A connection in a transaction, with pgvector's binary types registered on it.
 
-    ``prelude`` (per-transaction settings) runs first; a statement cancelled by
-    ``statement_timeout`` surfaces as :class:`QueryTimeoutError`.
+    ``prelude`` (per-transaction settings) runs first. Driver errors surface as
+    PGVecErrors (:func:`translate_errors`; ``access`` says what the call needed).
     """
-    with _timeouts(), engine.begin() as conn:
+    with translate_errors(access), engine.begin() as conn:
         if vectors:
             _register(conn)
         if prelude is not None:
@@ -350,10 +460,14 @@ def begin(
 
 @asynccontextmanager
 async def abegin(
-    engine: AsyncEngine, *, vectors: bool = True, prelude: Executable | None = None
+    engine: AsyncEngine,
+    *,
+    vectors: bool = True,
+    prelude: Executable | None = None,
+    access: Access | None = None,
 ) -> AsyncIterator[AsyncConnection]:
     """Async twin of :func:`begin`."""
-    with _timeouts():
+    with translate_errors(access):
         async with engine.begin() as conn:
             if vectors:
                 await _aregister(conn)
@@ -616,13 +730,13 @@ def _finish_all(connections: list[tuple[int, Any]]) -> None:
 
 @contextmanager
 def driver_read(
-    engine: Engine, *, own: ReadConnection | None = None
+    engine: Engine, *, own: ReadConnection | None = None, access: Access | None = None
 ) -> Iterator[psycopg.Connection[Any]]:
     """The psycopg connection for one read, in autocommit (no BEGIN/COMMIT round trips).
 
     ``own``: the engine's own read connection, used unless another thread has it.
     """
-    with _timeouts():
+    with translate_errors(access):
         driver = own.take() if own is not None else None
         pooled = None
         if driver is None:
@@ -671,10 +785,12 @@ def drive(driver: psycopg.Connection[Any], steps: Generator[Step, list[Any], _T]
             return result
 
 
-def read(engines: Engines, steps: Generator[Step, list[Any], _T]) -> _T:
+def read(
+    engines: Engines, steps: Generator[Step, list[Any], _T], access: Access | None = None
+) -> _T:
     """Drive ``steps`` on the store's own read connection (or a pooled one)."""
     engine = engines.sync  # made first: it makes the store's own connection
-    with driver_read(engine, own=engines.reads) as driver:
+    with driver_read(engine, own=engines.reads, access=access) as driver:
         return drive(driver, steps)
 
 
@@ -711,10 +827,10 @@ async def _agive_back(
 
 @asynccontextmanager
 async def adriver_read(
-    engine: AsyncEngine, *, own: AsyncReadConnection | None = None
+    engine: AsyncEngine, *, own: AsyncReadConnection | None = None, access: Access | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """Async twin of :func:`driver_read`."""
-    with _timeouts():
+    with translate_errors(access):
         driver = await own.take() if own is not None else None
         conn = None
         if driver is None:
@@ -749,10 +865,12 @@ async def adrive(driver: psycopg.AsyncConnection[Any], steps: Generator[Step, li
             return result
 
 
-async def aread(engines: Engines, steps: Generator[Step, list[Any], _T]) -> _T:
+async def aread(
+    engines: Engines, steps: Generator[Step, list[Any], _T], access: Access | None = None
+) -> _T:
     """Async twin of :func:`read`."""
     engine = engines.async_  # made first: it makes the store's own connection
-    async with adriver_read(engine, own=engines.areads) as driver:
+    async with adriver_read(engine, own=engines.areads, access=access) as driver:
         return await adrive(driver, steps)
 
 

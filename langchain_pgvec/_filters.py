@@ -63,7 +63,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal, NamedTuple, TypeGuard, get_args
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement, False_, Grouping, True_
 
@@ -329,10 +329,21 @@ def _ne(metadata: ColumnElement[Any], path: Path, operand: Any) -> ColumnElement
     return _negate(_eq(metadata, path, operand))
 
 
+#: a ``$in`` of up to this many values is one containment per value (each served by the
+#: GIN index, one parameter each); a longer one compares the value at the field with
+#: all of them at once (one array parameter, hashed: no parameter limit, no index)
+INDEXED_IN = 100
+
+
 def _in(metadata: ColumnElement[Any], path: Path, operand: Any) -> ColumnElement[bool]:
     if not operand:
         return sa.false()
-    return sa.or_(*(_contains(metadata, path, item) for item in operand))
+    if len(operand) <= INDEXED_IN:
+        return sa.or_(*(_contains(metadata, path, item) for item in operand))
+    # jsonb equality is $eq's: numbers numerically, no type mixing, arrays never equal
+    # scalars; a missing value is SQL NULL, made FALSE
+    values = sa.literal(list(operand), ARRAY(JSONB()))
+    return sa.func.coalesce(_json_at(metadata, path) == sa.any_(values), sa.false())
 
 
 def _nin(metadata: ColumnElement[Any], path: Path, operand: Any) -> ColumnElement[bool]:
@@ -481,7 +492,16 @@ def _join(location: str, step: str) -> str:
     return f"{location}.{step}" if location else step
 
 
-def _parse(filter: object, location: str) -> _Node:
+#: how deeply ``$and``, ``$or`` and ``$not`` may nest
+MAX_DEPTH = 32
+
+
+def _parse(filter: object, location: str, depth: int = 0) -> _Node:
+    if depth > MAX_DEPTH:
+        raise FilterError(
+            f"Invalid filter at {location}: $and, $or and $not nest more than {MAX_DEPTH} "
+            "levels deep here; flatten the filter (a list of clauses under one $and or $or)"
+        )
     if not isinstance(filter, Mapping):
         raise FilterError(
             f"Invalid filter{_where(location)}: expected a dict such as "
@@ -490,7 +510,7 @@ def _parse(filter: object, location: str) -> _Node:
     parts: list[_Node] = []
     for key, value in filter.items():
         if key in LOGICAL_OPERATORS:
-            parts.append(_parse_logical(key, value, _join(location, key)))
+            parts.append(_parse_logical(key, value, _join(location, key), depth + 1))
         elif key in FIELD_OPERATORS:
             raise FilterError(
                 f"Invalid filter{_where(location)}: operator {key!r} is in field position; "
@@ -508,21 +528,21 @@ def _parse(filter: object, location: str) -> _Node:
     return parts[0] if len(parts) == 1 else _And(tuple(parts))
 
 
-def _parse_logical(op: str, value: object, location: str) -> _Node:
+def _parse_logical(op: str, value: object, location: str, depth: int) -> _Node:
     if op == "$not":
         if not isinstance(value, Mapping):
             raise FilterError(
                 f"Invalid filter at {location}: operator '$not' expects a filter dict, as in "
                 f'{{"$not": {{"year": 2020}}}}, got {_describe(value)}.'
             )
-        return _Not(_parse(value, location))
+        return _Not(_parse(value, location, depth))
     if not isinstance(value, list | tuple) or not value:
         raise FilterError(
             f"Invalid filter at {location}: operator {op!r} expects a non-empty list of "
             f'filter dicts, as in {{"{op}": [{{"a": 1}}, {{"b": 2}}]}}, got '
             f"{_describe(value)}."
         )
-    parts = tuple(_parse(item, f"{location}[{i}]") for i, item in enumerate(value))
+    parts = tuple(_parse(item, f"{location}[{i}]", depth) for i, item in enumerate(value))
     return _And(parts) if op == "$and" else _Or(parts)
 
 

@@ -21,7 +21,8 @@ from sqlalchemy import Select, and_, bindparam, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.sql import ColumnElement
 
-from ._errors import InvalidInputError, SchemaError
+from . import _input
+from ._errors import SchemaError
 from ._indexes import DistanceStrategy
 from ._schema import TSV_COLUMN, Tables
 from ._sql import Leg, inline, scope, search
@@ -39,11 +40,18 @@ def _tsv(tables: Tables) -> Any:
     return tables.embedding.c[TSV_COLUMN], config
 
 
-def check_query(tables: Tables, text: object) -> None:
-    """Raise before any I/O unless the store has full-text search and ``text`` is a string."""
+def check_search(tables: Tables, text: object, *, present: bool = True) -> None:
+    """Raise before any I/O unless the store has full-text search and ``text`` is a
+    string; ``present``: the table has the full-text column."""
     _tsv(tables)
-    if not isinstance(text, str):
-        raise InvalidInputError(f"the query must be a string, got {type(text).__name__}")
+    if not present:
+        raise SchemaError(
+            f"table {tables.spec.qualified_embedding_table!r} has no full-text column "
+            f"({TSV_COLUMN!r}), and this role does not own the table, so it may not add "
+            "it: have the table's owner run PGVecStore(..., full_text=True).create_tables() "
+            "(or `pgvec init --full-text`) once"
+        )
+    _input.check_query(text)
 
 
 def _tsquery(config: str, text: str) -> ColumnElement[Any]:

@@ -33,8 +33,15 @@ from sqlalchemy.sql.base import Executable
 from tqdm import tqdm
 
 from . import _indexes
-from ._engine import Engines, abegin, aread, begin, read
-from ._errors import InvalidInputError, PGVecError, SchemaError
+from ._engine import BEHIND_POOLER, Engines, abegin, begin
+from ._errors import (
+    Access,
+    InvalidInputError,
+    PerformanceWarning,
+    PGVecError,
+    SchemaError,
+    translate_errors,
+)
 from ._filters import IndexKind
 from ._indexes import (
     BACKEND_PID,
@@ -44,11 +51,11 @@ from ._indexes import (
     IndexInfo,
     IndexSpec,
     IVFFlat,
-    PerformanceWarning,
     Wanted,
 )
+from ._input import check_int
 from ._schema import Tables, TableSpec, mapped_tables
-from ._setup import State, TableKey, analyze, changed, find_index, read_indexes
+from ._setup import State, TableKey, analyze, changed, find_index, read_indexes, require
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -90,6 +97,14 @@ class _Build:
 def _run_build(conn: Connection, build: _Build) -> None:
     """Run a build on ``conn`` (in a transaction, or AUTOCOMMIT when concurrent) and commit."""
     memory = build.maintenance_work_mem
+    if build.concurrently and memory is not None and conn.connection.info.get(BEHIND_POOLER):
+        raise InvalidInputError(
+            "create_index(concurrently=True, maintenance_work_mem=...) sets maintenance_work_mem "
+            "for the session (a concurrent build cannot run in a transaction), and this "
+            "connection goes through a pooler, which would hand that setting to other "
+            "clients: build the index on a direct connection to PostgreSQL, or leave "
+            "maintenance_work_mem unset"
+        )
     if memory is not None:
         conn.execute(_indexes.set_memory(memory, local=not build.concurrently))
     try:
@@ -158,11 +173,6 @@ def _existing_state(state: State | None, spec: TableSpec, what: str) -> State:
             f"call create_tables() with embedding_length set) before {what}"
         )
     return state
-
-
-def _check_k(k: object, name: str) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
 
 
 def _plan_text(rows: Sequence[Sequence[Any]]) -> str:
@@ -283,6 +293,8 @@ class IndexMethods:
     _state: State | None
     _planner_made: Planner | None
     _table_key: TableKey
+    _read_access: Access
+    _write_access: Access
     distance_strategy: DistanceStrategy
     collection_name: str
     _unindexed_warned: bool = False
@@ -294,6 +306,10 @@ class IndexMethods:
 
         @property
         def _planner(self) -> Planner: ...
+
+        def _run(self, steps: Steps) -> list[Any]: ...
+
+        async def _arun(self, steps: Steps) -> list[Any]: ...
 
         def _ensure(
             self, dimension: int | None = None, *, create: bool = False
@@ -337,6 +353,8 @@ class IndexMethods:
                     "create_index(..., per_collection=True)"
                 )
             collection_id = state.collection_id
+        if spec.method == "hnsw":
+            require("HNSW", state.extension_version, "or build an IVFFlat() index")
         _indexes.check_indexable(
             table_spec.qualified_embedding_table,
             table_spec.vector_type,
@@ -518,7 +536,7 @@ class IndexMethods:
     # ------------------------------------------------------------------ building
 
     def _create(self, plan: _Plan, show_progress: bool | None) -> str:
-        with begin(self._engines.sync, vectors=False) as conn:
+        with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
             build = _prepare(conn, plan)
         if build is not None:
             self._execute(build, _wants_progress(show_progress))
@@ -527,7 +545,7 @@ class IndexMethods:
         return plan.name
 
     async def _acreate(self, plan: _Plan, show_progress: bool | None) -> str:
-        async with abegin(self._engines.async_, vectors=False) as conn:
+        async with abegin(self._engines.async_, vectors=False, access=self._write_access) as conn:
             build = await conn.run_sync(_prepare, plan)
         if build is not None:
             await self._aexecute(build, _wants_progress(show_progress))
@@ -549,7 +567,7 @@ class IndexMethods:
         """``ANALYZE`` the embedding table (see :func:`_setup.analyze`); whether it did.
         A failure is logged, never raised: the call that asked for it has committed."""
         try:
-            with begin(self._engines.sync, vectors=False) as conn:
+            with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
                 analyze(conn, tables, scope)
         except (DBAPIError, PGVecError) as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
@@ -562,7 +580,9 @@ class IndexMethods:
     ) -> bool:
         """Async twin of :meth:`_refresh_statistics`."""
         try:
-            async with abegin(self._engines.async_, vectors=False) as conn:
+            async with abegin(
+                self._engines.async_, vectors=False, access=self._write_access
+            ) as conn:
                 await conn.run_sync(analyze, tables, scope)
         except (DBAPIError, PGVecError) as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
@@ -572,7 +592,7 @@ class IndexMethods:
 
     def _execute(self, build: _Build, progress: bool) -> None:
         engine = self._engines.sync
-        with engine.connect() as conn:
+        with translate_errors(self._write_access), engine.connect() as conn:
             if build.concurrently:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             watcher = None
@@ -589,6 +609,10 @@ class IndexMethods:
 
     async def _aexecute(self, build: _Build, progress: bool) -> None:
         engine = self._engines.async_
+        with translate_errors(self._write_access):
+            await self._aexecute_on(engine, build, progress)
+
+    async def _aexecute_on(self, engine: AsyncEngine, build: _Build, progress: bool) -> None:
         async with engine.connect() as conn:
             if build.concurrently:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -612,12 +636,12 @@ class IndexMethods:
         Returns:
             One :class:`IndexInfo` per index, by name; empty when the table does not exist.
         """
-        with begin(self._engines.sync, vectors=False) as conn:
+        with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
             return read_indexes(conn, self._spec)
 
     async def alist_indexes(self) -> list[IndexInfo]:
         """Async twin of :meth:`list_indexes`."""
-        async with abegin(self._engines.async_, vectors=False) as conn:
+        async with abegin(self._engines.async_, vectors=False, access=self._write_access) as conn:
             return await conn.run_sync(read_indexes, self._spec)
 
     def drop_index(self, name: str, *, concurrently: bool = False) -> None:
@@ -633,7 +657,7 @@ class IndexMethods:
                 primary key.
         """
         name = _indexes.check_index_name(name)
-        with begin(self._engines.sync, vectors=False) as conn:
+        with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
             build = _drop(conn, self._spec, name, concurrently)
         if build is not None:
             self._execute(build, False)
@@ -642,7 +666,7 @@ class IndexMethods:
     async def adrop_index(self, name: str, *, concurrently: bool = False) -> None:
         """Async twin of :meth:`drop_index`."""
         name = _indexes.check_index_name(name)
-        async with abegin(self._engines.async_, vectors=False) as conn:
+        async with abegin(self._engines.async_, vectors=False, access=self._write_access) as conn:
             build = await conn.run_sync(_drop, self._spec, name, concurrently)
         if build is not None:
             await self._aexecute(build, False)
@@ -682,9 +706,9 @@ class IndexMethods:
                 "query must be a string or a vector (a sequence of floats), got "
                 f"{type(query).__name__}"
             )
-        _check_k(k, "k")
+        check_int(k, "k", 1)
         if mmr:
-            _check_k(fetch_k, "fetch_k")
+            check_int(fetch_k, "fetch_k", 1)
 
     def explain(
         self,
@@ -723,7 +747,7 @@ class IndexMethods:
         vector = self.embeddings.embed_query(query) if isinstance(query, str) else query
         state = self._ensure(len(vector))
         steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
-        return _plan_text(read(self._engines, steps))
+        return _plan_text(self._run(steps))
 
     async def aexplain(
         self,
@@ -741,7 +765,7 @@ class IndexMethods:
         vector = await self.embeddings.aembed_query(query) if isinstance(query, str) else query
         state = await self._aensure(len(vector))
         steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
-        return _plan_text(await aread(self._engines, steps))
+        return _plan_text(await self._arun(steps))
 
     # ------------------------------------------------------------------ guidance
 

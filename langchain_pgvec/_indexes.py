@@ -20,12 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Column, Index, MetaData, Select, Table, func, select, text
+from sqlalchemy import Column, Float, Index, MetaData, Select, Table, func, select, text
 from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.sql.elements import ColumnElement
 
 from ._errors import InvalidInputError, SchemaError
 from ._filters import IndexKind, metadata_index_expression
+from ._input import check_int
 
 VectorType = Literal["vector", "halfvec"]
 
@@ -72,6 +73,17 @@ class DistanceStrategy(str, enum.Enum):
         expression: ColumnElement[float] = getattr(column, method)(query)
         return expression
 
+    def function(self, column: Any, query: Any, vector_type: VectorType = "vector") -> Any:
+        """The same distance as a function call (``cosine_distance(a, b)``, ...): equal
+        to the operator's, but no index serves an ORDER BY of it, which is how the
+        exact route ranks rows while a vector index exists."""
+        name = {
+            DistanceStrategy.COSINE: "cosine_distance",
+            DistanceStrategy.EUCLIDEAN: "l2_distance",
+            DistanceStrategy.INNER_PRODUCT: f"{vector_type}_negative_inner_product",
+        }[self]
+        return getattr(func, name)(column, query, type_=Float())
+
     def opclass(self, vector_type: VectorType = "vector") -> str:
         """The index operator class that serves this distance, e.g. ``vector_cosine_ops``."""
         return f"{vector_type}_{_OPCLASS_SUFFIX[self]}"
@@ -114,11 +126,11 @@ class HNSW:
     method = "hnsw"
 
     def __post_init__(self) -> None:
-        if not 2 <= self.m <= 100:
-            raise ValueError(f"HNSW m must be between 2 and 100, got {self.m}")
-        if not 4 <= self.ef_construction <= 1000 or self.ef_construction < 2 * self.m:
-            raise ValueError(
-                f"HNSW ef_construction must be in [4, 1000] and at least 2*m ({2 * self.m}), "
+        check_int(self.m, "HNSW m", 2, 100)
+        check_int(self.ef_construction, "HNSW ef_construction", 4, 1000)
+        if self.ef_construction < 2 * self.m:
+            raise InvalidInputError(
+                f"HNSW ef_construction must be at least 2*m ({2 * self.m}), "
                 f"got {self.ef_construction}"
             )
 
@@ -141,8 +153,8 @@ class IVFFlat:
     method = "ivfflat"
 
     def __post_init__(self) -> None:
-        if self.lists is not None and not 1 <= self.lists <= 32768:
-            raise ValueError(f"IVFFlat lists must be between 1 and 32768, got {self.lists}")
+        if self.lists is not None:
+            check_int(self.lists, "IVFFlat lists", 1, 32768)
 
     def with_options(self, row_count: int) -> dict[str, int]:
         """The ``WITH (...)`` storage parameters, ``lists`` derived from ``row_count``."""
@@ -180,14 +192,6 @@ _PARTIAL_COLLECTION = re.compile(
     r"^\(*collection_id = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'"
     r"::uuid\)*$"
 )
-
-
-class PerformanceWarning(UserWarning):
-    """A search that is slower than it needs to be, and how to fix it.
-
-    Raised (once per store) when a large table has no vector index that serves the
-    store's distance strategy and vector type.
-    """
 
 
 def _digest(value: str) -> str:

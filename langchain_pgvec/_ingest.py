@@ -37,8 +37,7 @@ from tqdm.auto import tqdm
 
 from . import _sql
 from ._engine import aretrying, retrying
-from ._errors import InvalidInputError
-from ._input import Batch, as_matrix, json_dumps, prepare
+from ._input import Batch, as_matrix, check_int, json_dumps, prepare
 from ._schema import Tables, vector_column_type
 from ._setup import dimension_error
 
@@ -73,8 +72,7 @@ def plan(
 
 def spans(total: int, size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges of at most ``size`` rows covering ``total`` rows."""
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {size!r}")
+    check_int(size, "batch_size", 1)
     return [(start, min(start + size, total)) for start in range(0, total, size)]
 
 

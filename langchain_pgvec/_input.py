@@ -223,6 +223,75 @@ def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
     return dict(metadata)
 
 
+#: the most rows a call may ask for (k, fetch_k, a get's limit): far beyond any
+#: collection, well inside what PostgreSQL's LIMIT and its products with overfetch hold
+MAX_ROWS = 2**31 - 1
+
+
+def check_int(value: object, name: str, low: int = 0, high: int = MAX_ROWS) -> int:
+    """``value`` if it is an int (not a bool) from ``low`` to ``high``, else raise
+    ``InvalidInputError``; every integer argument is checked by this."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInputError(
+            f"{name} must be an integer from {low:,} to {high:,}, got {value!r}"
+        )
+    return value
+
+
+#: the longest id or collection name, in UTF-8 bytes: each is a key of a btree index
+#: (the primary key, the collection's unique name), whose entries PostgreSQL limits to
+#: about 2,700 bytes (a third of a page)
+MAX_KEY_BYTES = 2000
+
+
+def check_key(value: str, where: str) -> None:
+    """Raise ``InvalidInputError`` for an id or collection name the index cannot hold
+    (the string itself must already be one PostgreSQL can store)."""
+    if len(value) * 4 > MAX_KEY_BYTES and len(value.encode()) > MAX_KEY_BYTES:
+        raise InvalidInputError(
+            f"{where} is {len(value.encode()):,} bytes long; ids and collection names may "
+            f"be at most {MAX_KEY_BYTES:,} bytes (UTF-8), the size a btree index entry can "
+            "hold: use a shorter key (a hash of the long one, say) and keep the long one "
+            "in the metadata"
+        )
+
+
+def check_query(query: object) -> str:
+    """A text query: a string PostgreSQL can hold, or ``InvalidInputError``."""
+    if not isinstance(query, str):
+        raise InvalidInputError(
+            f"the query must be a string, got {type(query).__name__}; to search with a "
+            "vector, call the *_by_vector method"
+        )
+    check_string(query, "the query")
+    return query
+
+
+#: a tsvector holds at most this many bytes of distinct lexemes (PostgreSQL's MAXSTRPOS)
+TSVECTOR_BYTES = (1 << 20) - 1
+_WORDS = re.compile(r"\w+(?:-\w+)*")
+
+
+def check_full_text(texts: Sequence[str]) -> None:
+    """Raise ``InvalidInputError`` for a text whose full-text index would not fit in a
+    tsvector: its distinct words (hyphenated ones count whole and in parts, as the
+    parser makes them) add up to more than 1 MB. Texts under a quarter of that in
+    characters cannot, and are not looked at."""
+    for position, value in enumerate(texts):
+        if len(value) * 4 <= TSVECTOR_BYTES:
+            continue
+        words = set(_WORDS.findall(value.lower()))
+        words |= {part for word in words if "-" in word for part in word.split("-")}
+        size = sum(len(word.encode()) for word in words if len(word) < 2048)
+        if size > TSVECTOR_BYTES:
+            raise InvalidInputError(
+                f"texts[{position}] has about {size:,} bytes of distinct words, and a "
+                f"full-text index (tsvector) holds at most {TSVECTOR_BYTES:,}: split it "
+                "into smaller documents (a text splitter), or make the store without "
+                "full_text"
+            )
+
+
 def lookup_ids(ids: Sequence[str]) -> list[str]:
     """Ids to get or delete: strings PostgreSQL can hold."""
     if isinstance(ids, str):
@@ -232,6 +301,7 @@ def lookup_ids(ids: Sequence[str]) -> list[str]:
         if not isinstance(value, str):
             raise InvalidInputError(f"ids[{position}] is a {type(value).__name__}, not a string")
         check_string(value, f"ids[{position}]")
+        check_key(value, f"ids[{position}]")
     return result
 
 
@@ -254,6 +324,7 @@ def check_ids(ids: Sequence[str | None] | None, count: int) -> list[str]:
             )
         else:
             check_string(value, f"ids[{position}]")
+            check_key(value, f"ids[{position}]")
         if value in seen:
             raise InvalidInputError(
                 f"the id {value!r} appears more than once in this call (again at "

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import _ingest
 from ._engine import Engines, begin
 from ._errors import InvalidInputError, MigrationError
-from ._input import prepare
+from ._input import check_int, prepare
 from ._schema import TableSpec, decode_vectors
 from ._setup import ensure, lock_collection
 
@@ -326,8 +326,7 @@ def migrate_from_langchain_postgres(
             report = migrate_from_langchain_postgres(url, store, "docs")
             print(report)
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    check_int(chunk_size, "chunk_size", 1)
     if source is None:
         raise InvalidInputError("source must be the URL or Engine of langchain-postgres' database")
     if isinstance(source, AsyncEngine):

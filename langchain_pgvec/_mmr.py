@@ -44,7 +44,7 @@ def maximal_marginal_relevance(
     a negative ``k``, shapes that disagree, or NaN/infinite values.
     """
     k = _check_k(k)
-    lambda_mult = _check_lambda(lambda_mult)
+    lambda_mult = check_lambda(lambda_mult)
 
     # Values beyond float32's range become inf here and are rejected below, with
     # our message rather than numpy's overflow warning.
@@ -128,19 +128,22 @@ def _as_float32(values: npt.ArrayLike, name: str) -> npt.NDArray[np.float32]:
 
 def _check_k(k: int) -> int:
     if isinstance(k, bool):
-        raise TypeError(f"MMR k must be an integer, not {k!r}.")
+        raise InvalidInputError(f"MMR k must be an integer, not {k!r}.")
     try:
         value = operator.index(k)
     except TypeError:
-        raise TypeError(f"MMR k must be an integer, not {type(k).__name__} {k!r}.") from None
+        raise InvalidInputError(
+            f"MMR k must be an integer, not {type(k).__name__} {k!r}."
+        ) from None
     if value < 0:
         raise InvalidInputError(f"MMR k must be >= 0; got {value}.")
     return value
 
 
-def _check_lambda(lambda_mult: float) -> float:
+def check_lambda(lambda_mult: float) -> float:
+    """``lambda_mult`` as a float in [0, 1], or ``InvalidInputError``."""
     if isinstance(lambda_mult, bool) or not isinstance(lambda_mult, numbers.Real):
-        raise TypeError(f"MMR lambda_mult must be a number, not {lambda_mult!r}.")
+        raise InvalidInputError(f"MMR lambda_mult must be a number, not {lambda_mult!r}.")
     value = float(lambda_mult)
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise InvalidInputError(

@@ -228,6 +228,11 @@ class TableSpec:
         """``schema.table`` for messages."""
         return f"{self.schema}.{self.embedding_table}" if self.schema else self.embedding_table
 
+    @property
+    def qualified_collection_table(self) -> str:
+        """``schema.table`` of the collections, for messages."""
+        return f"{self.schema}.{self.collection_table}" if self.schema else self.collection_table
+
 
 @dataclass(frozen=True)
 class Tables:

@@ -49,7 +49,7 @@ from ._engine import DriverStatement, Step
 from ._filters import compile_filter
 from ._indexes import DistanceStrategy, IndexInfo
 from ._input import as_vector
-from ._setup import State
+from ._setup import NEEDS, State, require, version_of
 from ._tuning import SearchSettings
 
 Steps = Generator[Step, list[Any], list[Any]]
@@ -222,7 +222,7 @@ def make_plan(
         settings,
         candidates=fetch,
         filtered=iterative,
-        iterative_supported=_tuning.supports_iterative(state.extension_version),
+        iterative_supported=version_of(state.extension_version) >= NEEDS["iterative scans"],
         lists=lists,
         share=share if iterative else 1.0,
     )
@@ -235,7 +235,7 @@ def filter_key(filter: Mapping[str, Any] | None) -> str | None:
     """The filter as canonical JSON ("" for none; None: not JSON, never cached)."""
     try:
         return json.dumps(filter, sort_keys=True, allow_nan=False) if filter else ""
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None  # the filter compiler says what is wrong
 
 
@@ -313,6 +313,14 @@ class Planner:
         explicit = bool(kwargs)
         if explicit:
             settings = settings.merged(_tuning.from_kwargs(kwargs))
+        if settings.iterative_scan not in (None, "off"):
+            require(
+                "iterative scans",
+                state.extension_version,
+                "or leave iterative_scan unset: filtered searches, and collections that are "
+                "a minority of a shared index, then have their index answers completed by "
+                "exact ranking (complete, but slower)",
+            )
         shape = filter_key(filter)
         where = self._where(state, filter, shape)
         return Request(state, vector, k, settings, where, shape, with_vectors, explicit)
@@ -322,7 +330,9 @@ class Planner:
     ) -> ColumnElement[bool] | None:
         if not filter:
             return None
-        key = (state.tables.spec, shape)
+        # by the Tables object, not its spec: the expression holds that object's columns,
+        # and a statement mixing two Table objects of one name lists the table twice
+        key = (state.tables, shape)
         known = self._filters.get(key) if shape is not None else None
         if known is not None:
             return known
@@ -427,7 +437,7 @@ class Planner:
         key = None
         if request.shape is not None:
             key = (
-                state.tables.spec,
+                state.tables,  # the statement holds its Table object
                 state.collection_id,
                 request.shape,
                 request.k,

@@ -41,7 +41,8 @@ class State:
     ``approx_rows`` (the planner's estimate, 0 when unknown) and ``indexes`` are a
     snapshot taken at ``read_at`` (``time.monotonic()``) with the rest; the store reads
     them again a minute later, and at once after creating or dropping an index.
-    ``can_analyze``: the role may ``ANALYZE`` the embedding table. ``epoch``: the
+    ``can_analyze``: the role may ``ANALYZE`` the embedding table. ``full_text``: the
+    table has the full-text column the store asked for. ``epoch``: the
     table's :func:`epoch` when the state was read; a store of this process that
     changes an index or the statistics moves it on, and every store's state is read
     again.
@@ -54,6 +55,7 @@ class State:
     indexes: tuple[IndexInfo, ...] = ()
     settings: tuple[tuple[str, str], ...] = ()
     can_analyze: bool = False
+    full_text: bool = False
     read_at: float = dataclasses.field(default_factory=time.monotonic)
     epoch: int = 0
 
@@ -190,6 +192,9 @@ def drop_collection(conn: Connection, tables: Tables, name: str) -> int:
     return int(removed)
 
 
+#: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+_SCHEMA = text("SELECT 1 FROM pg_namespace WHERE nspname = :schema")
+
 _HAS_COLUMN = text(
     "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -198,28 +203,86 @@ _HAS_COLUMN = text(
 )
 
 
-def _ensure_full_text(conn: Connection, tables: Tables) -> None:
-    """Add the generated tsvector column and its GIN index to an existing table.
+_OWNS = text(
+    "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+)
+
+
+def _ensure_full_text(conn: Connection, tables: Tables) -> bool:
+    """Add the generated tsvector column and its GIN index to an existing table, when
+    this role owns it; whether the table has the column now.
 
     ``ADD COLUMN ... GENERATED ALWAYS AS (...) STORED`` computes it for every row
-    already there; nothing is lost.
+    already there; nothing is lost. A role that does not own the table never tries
+    (a store on an application role issues no DDL): full-text search then says who
+    can add the column.
     """
     spec = tables.spec
     params = {"table": spec.embedding_table, "schema": spec.schema, "column": TSV_COLUMN}
     if conn.execute(_HAS_COLUMN, params).first() is not None:
-        return
+        return True
+    if not conn.execute(_OWNS, params).scalar():
+        return False
     conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table))))
     table = tables.embedding
     conn.execute(AddColumn(table, table.c[TSV_COLUMN]))
     for index in table.indexes:
         if TSV_COLUMN in index.columns:
             conn.execute(CreateIndex(index, if_not_exists=True))
+    return True
 
 
-def _ensure_extension(conn: Connection, create: bool) -> str | None:
+def version_of(extension_version: str) -> tuple[int, ...]:
+    """``"0.8.5"`` as ``(0, 8, 5)`` (a part that is not a number ends it)."""
+    parts: list[int] = []
+    for part in extension_version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+#: what each feature needs of pgvector
+NEEDS = {
+    "halfvec": (0, 7, 0),
+    "iterative scans": (0, 8, 0),
+    "HNSW": (0, 5, 0),
+}
+
+
+def require(feature: str, extension_version: str, fix: str) -> None:
+    """Raise ExtensionError unless this pgvector has ``feature`` (see :data:`NEEDS`)."""
+    wanted = NEEDS[feature]
+    if version_of(extension_version) < wanted:
+        needed = ".".join(map(str, wanted))
+        raise ExtensionError(
+            f"{feature} need{'' if feature.endswith('s') else 's'} pgvector {needed} or newer, "
+            f"and this database has pgvector {extension_version}. Install a newer pgvector "
+            f"on the server and run ALTER EXTENSION vector UPDATE; {fix}"
+        )
+
+
+def _missing_extension(conn: Connection, cause: str) -> ExtensionError:
+    major = (conn.dialect.server_version_info or (17,))[0]
+    return ExtensionError(
+        f"the pgvector extension is not installed in this database ({cause}). Install "
+        f"pgvector on the server (e.g. the pgvector/pgvector Docker image, or `apt install "
+        f"postgresql-{major}-pgvector` for this PostgreSQL {major}), then run "
+        "`CREATE EXTENSION vector;` in this database as a superuser: pgvector is not a "
+        "trusted extension, so only a superuser can create it"
+    )
+
+
+def _ensure_extension(conn: Connection, create: bool, allowed: bool = True) -> str | None:
+    """pgvector's version in this database; with ``create``, created when missing
+    (unless not ``allowed``: then a missing extension is an ExtensionError)."""
     version = conn.execute(_EXTENSION).scalar()
     if version is not None or not create:
         return version
+    if not allowed:
+        raise _missing_extension(conn, "the store was made with create_extension=False")
     # concurrent first calls on a fresh database: one creates, the others wait and see it
     conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("langchain_pgvec.extension"))))
     version = conn.execute(_EXTENSION).scalar()
@@ -229,12 +292,7 @@ def _ensure_extension(conn: Connection, create: bool) -> str | None:
         with conn.begin_nested():
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
     except DBAPIError as exc:
-        raise ExtensionError(
-            "the pgvector extension is not installed in this database and could not be "
-            f"created ({exc.orig}). Install pgvector on the server (e.g. the "
-            "pgvector/pgvector Docker image, or `apt install postgresql-17-pgvector`), then "
-            "run `CREATE EXTENSION vector;` as a superuser or the database owner."
-        ) from exc
+        raise _missing_extension(conn, f"creating it failed: {exc.orig}") from exc
     version = conn.execute(_EXTENSION).scalar()
     return str(version)
 
@@ -247,6 +305,7 @@ def ensure(
     dimension: int | None,
     create: bool,
     collection_metadata: dict[str, Any] | None = None,
+    create_extension: bool = True,
 ) -> State | None:
     """Check (and with ``create``, make) the extension, tables and collection.
 
@@ -257,6 +316,7 @@ def ensure(
         dimension: The length of the vectors about to be written or searched with.
         create: Create what is missing; otherwise return None when tables are missing.
         collection_metadata: Metadata of a collection created here.
+        create_extension: Whether ``create`` may run ``CREATE EXTENSION vector``.
 
     Returns:
         The state, or None when the tables do not exist and ``create`` is false (or no
@@ -267,12 +327,15 @@ def ensure(
             given one.
         SchemaError: The table stores another vector type than configured.
     """
-    version = _ensure_extension(conn, create)
+    version = _ensure_extension(conn, create, create_extension)
     if version is None:
         return None
+    if spec.vector_type == "halfvec":
+        require("halfvec", version, "or store vector_type='vector'")
     row = conn.execute(
         _VECTOR_COLUMN, {"table": spec.embedding_table, "schema": spec.schema}
     ).first()
+    full_text = spec.text_search_config is not None
     if row is None:
         dim = spec.dimension or dimension
         if not create or dim is None:
@@ -286,7 +349,7 @@ def ensure(
         conn.execute(
             select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table)))
         )
-        if spec.schema:
+        if spec.schema and not conn.execute(_SCHEMA, {"schema": spec.schema}).first():
             conn.execute(CreateSchema(spec.schema, if_not_exists=True))
         tables.metadata.create_all(conn, checkfirst=True)
     else:
@@ -307,7 +370,7 @@ def ensure(
                 raise dimension_error(spec, table_dim, dimension, "the embedding")
         tables = mapped_tables(dataclasses.replace(spec, dimension=table_dim))
         if spec.text_search_config is not None:
-            _ensure_full_text(conn, tables)
+            full_text = _ensure_full_text(conn, tables)
     cid: uuid.UUID | None = conn.execute(_sql.collection_id(tables, collection)).scalar()
     if cid is None and create:
         conn.execute(_sql.create_collection(tables, collection, collection_metadata))
@@ -320,4 +383,5 @@ def ensure(
         indexes=tuple(read_indexes(conn, spec)),
         settings=read_settings(conn),
         can_analyze=may_analyze(conn, spec),
+        full_text=full_text,
     )

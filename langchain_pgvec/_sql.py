@@ -86,6 +86,47 @@ def _compile_analyze(element: Analyze, compiler: SQLCompiler, **kw: Any) -> str:
     return text
 
 
+#: what a role is granted: an application that writes, one that only searches
+GRANTS: dict[str, tuple[str, ...]] = {
+    "write": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "read": ("SELECT",),
+}
+
+
+class Grant(Executable, ClauseElement):
+    """``GRANT <privileges> ON <tables> TO <role>`` (or ``USAGE ON SCHEMA``)."""
+
+    inherit_cache = False
+
+    def __init__(
+        self, privileges: Sequence[str], tables: Sequence[Any], role: str, schema: str | None = None
+    ):
+        self.privileges = tuple(privileges)
+        self.tables = tuple(tables)
+        self.role = role
+        self.schema = schema
+
+
+@compiles(Grant, "postgresql")
+def _compile_grant(element: Grant, compiler: SQLCompiler, **kw: Any) -> str:
+    preparer = compiler.preparer
+    role = preparer.quote(element.role)
+    if element.schema is not None:
+        return "GRANT USAGE ON SCHEMA " + preparer.quote_schema(element.schema) + " TO " + role
+    targets = ", ".join(preparer.format_table(table) for table in element.tables)
+    # the privileges are keywords from GRANTS, never user input
+    return "GRANT " + ", ".join(element.privileges) + " ON TABLE " + targets + " TO " + role
+
+
+def grants(tables: Tables, role: str, access: str) -> list[Grant]:
+    """The statements that let ``role`` use the tables: ``access`` is ``"write"`` (an
+    application's role) or ``"read"`` (one that only searches)."""
+    statements = [Grant(GRANTS[access], [tables.embedding, tables.collection], role)]
+    if tables.spec.schema is not None:
+        statements.insert(0, Grant((), (), role, tables.spec.schema))
+    return statements
+
+
 def analyze(tables: Tables, scope: Literal["table", "planner"] = "table") -> Analyze:
     """``ANALYZE`` of the embedding table: every column and index expression
     (``"table"``), or only the columns searches are planned by (``"planner"``: the
@@ -224,21 +265,28 @@ def search(
     of order). With ``with_vectors``, embeddings are encoded (``vector_send``) in an
     outer query, for the ``k`` rows only rather than for every row scanned. With
     ``fetch`` > ``k``, the index is asked for ``fetch`` rows and the ``k`` nearest of
-    them by exact distance are kept. With ``exact``, the order is one no vector index
-    can serve: the rows matching ``where`` (found by their own indexes) are ranked by
-    exact distance. Without ``documents``, only ids and distances (a hybrid search's
-    vector leg).
+    them by exact distance are kept. With ``exact``, the distance is the function
+    (``cosine_distance(...)``) rather than the operator, which no vector index serves:
+    the rows matching ``where`` (found by their own indexes) are ranked by exact
+    distance, each computed once. Without ``documents``, only ids and distances (a
+    hybrid search's vector leg).
     """
     table = tables.embedding
-    distance = strategy.distance(table.c.embedding, query_vector(tables, vector)).label("distance")
+    query = query_vector(tables, vector)
+    if exact:  # one computation, by a function no vector index orders by
+        measure = strategy.function(table.c.embedding, query, tables.spec.vector_type)
+    else:  # the operator, which the index serves
+        measure = strategy.distance(table.c.embedding, query)
+    distance = measure.label("distance")
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if not documents:
         columns = [table.c.id, distance]
     if with_vectors:
         columns.append(table.c.embedding)
     fetch = k if exact else max(k, fetch or k)
-    order = distance + inline(0.0) if exact else distance
-    nearest = select(*columns).where(scope(tables, cid, where)).order_by(order).limit(inline(fetch))
+    nearest = (
+        select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(inline(fetch))
+    )
     if exact and not with_vectors:
         return nearest
     if not (resort or with_vectors or fetch > k):

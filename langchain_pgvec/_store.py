@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,17 +24,27 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from . import _hybrid, _ingest, _sql, _tuning
 from ._engine import Connectable, Engines, abegin, aread, aretrying, begin, read, retrying
-from ._errors import InvalidInputError, SchemaError
+from ._errors import Access, InvalidInputError, SchemaError
 from ._filters import compile_filter
 from ._index_methods import IndexMethods
 from ._indexes import DistanceStrategy, VectorType
-from ._input import check_ids, check_string, lookup_ids, prepare
-from ._mmr import maximal_marginal_relevance
+from ._input import (
+    Batch,
+    check_full_text,
+    check_ids,
+    check_int,
+    check_key,
+    check_query,
+    check_string,
+    lookup_ids,
+    prepare,
+)
+from ._mmr import check_lambda, maximal_marginal_relevance
 from ._retriever import PGVecRetriever
 from ._schema import Tables, TableSpec, decode_vectors
 from ._search import Planner, Request, Steps
@@ -75,8 +86,7 @@ def _writable(state: State | None) -> State:
 
 
 def _check_k(k: int, name: str = "k") -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-        raise InvalidInputError(f"{name} must be a non-negative integer, got {k!r}")
+    check_int(k, name)
 
 
 class PGVecStore(IndexMethods, VectorStore):
@@ -108,8 +118,22 @@ class PGVecStore(IndexMethods, VectorStore):
             this store (``QueryTimeoutError``); None for the server's setting.
         full_text: Enable full-text and hybrid search: True for the ``english`` text
             search configuration, or a configuration's name. Adds a generated
-            ``tsvector`` column and a GIN index (to an existing table too).
-        engine_kwargs: Extra arguments for engines this store creates from a URL.
+            ``tsvector`` column and a GIN index (to an existing table too, when this
+            role owns it).
+        create_extension: Run ``CREATE EXTENSION vector`` when the extension is
+            missing (it needs a superuser). False for servers where it is managed
+            elsewhere: a missing extension is then an ``ExtensionError``.
+        engine_kwargs: Extra arguments for engines this store creates from a URL (each
+            pool holds ``pool_size`` connections, 5 by default, and no overflow).
+        prepared_statements: Whether psycopg may prepare statements on the server.
+            None (default): yes, except on connections that go through a pooler or
+            proxy (the server listens on another port or socket than the one
+            connected to); False: never (a pooler in transaction mode that this
+            cannot see, such as one on the server's own port); True: always
+            (PgBouncer 1.21+ with ``max_prepared_statements``, or a session pooler).
+        share_engines: Share the engines (and their connections) of this process's
+            other stores made from the same URL and arguments (default); False for
+            engines of this store's own.
 
     Example:
         .. code-block:: python
@@ -140,13 +164,17 @@ class PGVecStore(IndexMethods, VectorStore):
         search_settings: SearchSettings | None = None,
         statement_timeout: float | None = None,
         full_text: bool | str = False,
+        create_extension: bool = True,
         engine_kwargs: dict[str, Any] | None = None,
+        prepared_statements: bool | None = None,
+        share_engines: bool = True,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
             raise InvalidInputError(
                 f"collection_name must be a non-empty string, got {collection_name!r}"
             )
         check_string(collection_name, "collection_name")
+        check_key(collection_name, "collection_name")
         self._embeddings = embeddings
         self.collection_name = collection_name
         self.distance_strategy = DistanceStrategy(distance_strategy)
@@ -160,12 +188,19 @@ class PGVecStore(IndexMethods, VectorStore):
             text_search_config="english" if full_text is True else (full_text or None),
         )
         self._collection_metadata = dict(collection_metadata or {})
+        self._create_extension = bool(create_extension)
         timeout_ms = None if statement_timeout is None else max(1, int(statement_timeout * 1000))
         self.search_settings = (search_settings or SearchSettings()).merged(
             SearchSettings(statement_timeout_ms=timeout_ms)
         )
-        self._engines = Engines(connection, engine_kwargs)
+        self._engines = Engines.open(
+            connection, engine_kwargs, prepared_statements, share=share_engines
+        )
         self._table_key = table_key(self._engines.url, self._spec)
+        role = self._engines.url.username
+        names = (self._spec.qualified_embedding_table, self._spec.qualified_collection_table)
+        self._read_access = Access("SELECT", names, role, schema)
+        self._write_access = Access("SELECT, INSERT, UPDATE, DELETE", names, role, schema)
         self._state: State | None = None
         self._planner_made: Planner | None = None
         #: rows this store wrote or deleted since the table's statistics were last
@@ -192,8 +227,12 @@ class PGVecStore(IndexMethods, VectorStore):
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         return self.override_relevance_score_fn or self.distance_strategy.relevance
 
-    def _known(self, state: State | None, dimension: int | None, create: bool) -> bool:
+    def _known(
+        self, state: State | None, dimension: int | None, create: bool, full_text: bool = False
+    ) -> bool:
         if state is None or time.monotonic() - state.read_at > STATE_TTL:
+            return False
+        if full_text and not state.full_text:  # its owner may have added the column since
             return False
         if state.epoch != epoch(self._table_key):
             return False
@@ -209,11 +248,14 @@ class PGVecStore(IndexMethods, VectorStore):
                 self._state = state
         return state
 
-    def _ensure(self, dimension: int | None = None, *, create: bool = False) -> State | None:
-        if self._known(self._state, dimension, create):
+    def _ensure(
+        self, dimension: int | None = None, *, create: bool = False, full_text: bool = False
+    ) -> State | None:
+        if self._known(self._state, dimension, create, full_text):
             return self._state
         seen = epoch(self._table_key)
-        with begin(self._engines.sync, vectors=False) as conn:
+        access = self._write_access if create else self._read_access
+        with begin(self._engines.sync, vectors=False, access=access) as conn:
             state = ensure(
                 conn,
                 self._spec,
@@ -221,14 +263,18 @@ class PGVecStore(IndexMethods, VectorStore):
                 dimension=dimension,
                 create=create,
                 collection_metadata=self._collection_metadata,
+                create_extension=self._create_extension,
             )
         return self._keep(state, seen)
 
-    async def _aensure(self, dimension: int | None = None, *, create: bool = False) -> State | None:
-        if self._known(self._state, dimension, create):
+    async def _aensure(
+        self, dimension: int | None = None, *, create: bool = False, full_text: bool = False
+    ) -> State | None:
+        if self._known(self._state, dimension, create, full_text):
             return self._state
         seen = epoch(self._table_key)
-        async with abegin(self._engines.async_, vectors=False) as conn:
+        access = self._write_access if create else self._read_access
+        async with abegin(self._engines.async_, vectors=False, access=access) as conn:
             state = await conn.run_sync(
                 ensure,
                 self._spec,
@@ -236,6 +282,7 @@ class PGVecStore(IndexMethods, VectorStore):
                 dimension=dimension,
                 create=create,
                 collection_metadata=self._collection_metadata,
+                create_extension=self._create_extension,
             )
         return self._keep(state, seen)
 
@@ -243,6 +290,22 @@ class PGVecStore(IndexMethods, VectorStore):
         """Settings for a call that is not a search (only the statement timeout)."""
         timeout = self.search_settings.statement_timeout_ms
         return None if timeout is None else _tuning.set_local({"statement_timeout": str(timeout)})
+
+    def _writing(self) -> AbstractContextManager[Connection]:
+        """The transaction of a write call."""
+        return begin(self._engines.sync, prelude=self._prelude(), access=self._write_access)
+
+    def _awriting(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Async twin of :meth:`_writing`."""
+        return abegin(self._engines.async_, prelude=self._prelude(), access=self._write_access)
+
+    def _reading(self) -> AbstractContextManager[Connection]:
+        """The transaction of a read call that is not a search."""
+        return begin(self._engines.sync, prelude=self._prelude(), access=self._read_access)
+
+    def _areading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Async twin of :meth:`_reading`."""
+        return abegin(self._engines.async_, prelude=self._prelude(), access=self._read_access)
 
     def _changes(self, added: int = 0, removed: int = 0) -> Tables | None:
         """Count rows this store wrote or deleted (the row estimate follows, for the
@@ -273,6 +336,12 @@ class PGVecStore(IndexMethods, VectorStore):
         tables = self._changes(added, removed)
         if tables is not None and await self._arefresh_statistics(tables, "planner"):
             self._changed = 0
+
+    def _prepared(self, batch: Batch) -> Batch:
+        """``batch``, checked for what this store's schema adds (a full-text index)."""
+        if self._spec.text_search_config is not None:
+            check_full_text(batch.texts)
+        return batch
 
     def _writable(self, dimension: int) -> State:
         return _writable(self._ensure(dimension, create=True))
@@ -309,6 +378,45 @@ class PGVecStore(IndexMethods, VectorStore):
                 "cannot create the tables without a dimension: pass embedding_length"
             )
 
+    def grant(self, role: str, *, write: bool = True) -> None:
+        """Let another database role use this store's tables; run as their owner.
+
+        The least-privilege setup: the owner makes the tables (:meth:`create_tables`)
+        and grants an application role what it needs, and that role's stores then
+        issue no DDL (see the README's production section).
+
+        Args:
+            role: The role to grant to.
+            write: ``SELECT, INSERT, UPDATE, DELETE`` on both tables (an application
+                that adds and deletes documents); False: ``SELECT`` only (searches).
+                With a ``schema``, ``USAGE`` on it too.
+
+        Raises:
+            SchemaError: The tables do not exist yet.
+        """
+        statements = self._grants(self._ensure(), role, write)
+        with self._writing() as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    async def agrant(self, role: str, *, write: bool = True) -> None:
+        """Async twin of :meth:`grant`."""
+        statements = self._grants(await self._aensure(), role, write)
+        async with self._awriting() as conn:
+            for statement in statements:
+                await conn.execute(statement)
+
+    def _grants(self, state: State | None, role: str, write: bool) -> list[Any]:
+        if not isinstance(role, str) or not role:
+            raise InvalidInputError(f"role must be a role's name, got {role!r}")
+        check_string(role, "role")
+        if state is None:
+            raise SchemaError(
+                f"table {self._spec.qualified_embedding_table!r} does not exist yet: call "
+                "create_tables() (with embedding_length) first"
+            )
+        return _sql.grants(state.tables, role, "write" if write else "read")
+
     # ------------------------------------------------------------------ writing
 
     def add_embeddings(
@@ -331,12 +439,12 @@ class PGVecStore(IndexMethods, VectorStore):
         Returns:
             The ids, in input order.
         """
-        batch = prepare(texts, embeddings, metadatas, ids)
+        batch = self._prepared(prepare(texts, embeddings, metadatas, ids))
         if not len(batch):
             return []
         state = self._writable(batch.vectors.shape[1])
         _ingest.check_dimension(state.tables, batch)
-        with begin(self._engines.sync, prelude=self._prelude()) as conn:
+        with self._writing() as conn:
             _ingest.write(conn, state.tables, self._lock(conn, state.tables), batch)
         self._wrote(added=len(batch))
         return batch.ids
@@ -350,12 +458,12 @@ class PGVecStore(IndexMethods, VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async twin of :meth:`add_embeddings`."""
-        batch = prepare(texts, embeddings, metadatas, ids)
+        batch = self._prepared(prepare(texts, embeddings, metadatas, ids))
         if not len(batch):
             return []
         state = await self._awritable(batch.vectors.shape[1])
         _ingest.check_dimension(state.tables, batch)
-        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+        async with self._awriting() as conn:
             cid = await conn.run_sync(self._lock, state.tables)
             await _ingest.awrite(conn, state.tables, cid, batch)
         await self._awrote(added=len(batch))
@@ -389,7 +497,7 @@ class PGVecStore(IndexMethods, VectorStore):
         Returns:
             The ids, in input order.
         """
-        rows = _ingest.plan(texts, metadatas, ids)
+        rows = self._prepared(_ingest.plan(texts, metadatas, ids))
         if not len(rows):
             return []
         spans = _ingest.spans(len(rows), self._DEFAULT_BATCH if batch_size is None else batch_size)
@@ -397,7 +505,7 @@ class PGVecStore(IndexMethods, VectorStore):
         with _ingest.progress(len(rows), show_progress) as bar, ThreadPoolExecutor(1) as pool:
             vectors = embed(rows.texts[slice(*spans[0])])
             state = self._writable(len(vectors[0]) if vectors else 0)
-            with begin(self._engines.sync, prelude=self._prelude()) as conn:
+            with self._writing() as conn:
                 cid = self._lock(conn, state.tables)
                 for number, span in enumerate(spans):
                     following = spans[number + 1] if number + 1 < len(spans) else None
@@ -420,7 +528,7 @@ class PGVecStore(IndexMethods, VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async twin of :meth:`add_texts` (the next batch embeds in a task)."""
-        rows = _ingest.plan(texts, metadatas, ids)
+        rows = self._prepared(_ingest.plan(texts, metadatas, ids))
         if not len(rows):
             return []
         spans = _ingest.spans(len(rows), self._DEFAULT_BATCH if batch_size is None else batch_size)
@@ -428,7 +536,7 @@ class PGVecStore(IndexMethods, VectorStore):
         with _ingest.progress(len(rows), show_progress) as bar:
             vectors = await embed(rows.texts[slice(*spans[0])])
             state = await self._awritable(len(vectors[0]) if vectors else 0)
-            async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+            async with self._awriting() as conn:
                 cid = await conn.run_sync(self._lock, state.tables)
                 for number, span in enumerate(spans):
                     following = spans[number + 1] if number + 1 < len(spans) else None
@@ -465,6 +573,12 @@ class PGVecStore(IndexMethods, VectorStore):
         documents: Sequence[Document], ids: Sequence[str | None] | None
     ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
         documents = list(documents)
+        for position, document in enumerate(documents):
+            if not isinstance(document, Document):
+                raise InvalidInputError(
+                    f"documents[{position}] is a {type(document).__name__}, not a LangChain "
+                    "Document; pass Document(page_content=..., metadata=...) objects"
+                )
         if ids is None:
             ids = [doc.id for doc in documents]
         return (
@@ -481,7 +595,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure()
         if not ids or state is None or state.collection_id is None:
             return []
-        with begin(self._engines.sync, prelude=self._prelude()) as conn:
+        with self._reading() as conn:
             rows = conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
             return _in_order(_documents(rows), ids)
 
@@ -491,7 +605,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure()
         if not ids or state is None or state.collection_id is None:
             return []
-        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+        async with self._areading() as conn:
             rows = await conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
             return _in_order(_documents(rows), ids)
 
@@ -499,6 +613,7 @@ class PGVecStore(IndexMethods, VectorStore):
         self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
     ) -> list[Document]:
         """Documents matching a metadata filter, in id order (all when no filter)."""
+        self._check_page(limit, offset)
         state = self._ensure()
         if state is None or state.collection_id is None:
             return []
@@ -509,13 +624,14 @@ class PGVecStore(IndexMethods, VectorStore):
             limit=limit,
             offset=offset,
         )
-        with begin(self._engines.sync, prelude=self._prelude()) as conn:
+        with self._reading() as conn:
             return _documents(conn.execute(statement))
 
     async def aget(
         self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
     ) -> list[Document]:
         """Async twin of :meth:`get`."""
+        self._check_page(limit, offset)
         state = await self._aensure()
         if state is None or state.collection_id is None:
             return []
@@ -526,8 +642,14 @@ class PGVecStore(IndexMethods, VectorStore):
             limit=limit,
             offset=offset,
         )
-        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+        async with self._areading() as conn:
             return _documents(await conn.execute(statement))
+
+    @staticmethod
+    def _check_page(limit: int | None, offset: int) -> None:
+        if limit is not None:
+            check_int(limit, "limit")
+        check_int(offset, "offset")
 
     def count(self, filter: Filter | None = None) -> int:
         """How many documents of the collection match the filter (all when no filter)."""
@@ -535,7 +657,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if state is None or state.collection_id is None:
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
-        with begin(self._engines.sync, prelude=self._prelude()) as conn:
+        with self._reading() as conn:
             return int(conn.execute(statement).scalar_one())
 
     async def acount(self, filter: Filter | None = None) -> int:
@@ -544,7 +666,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if state is None or state.collection_id is None:
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
-        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+        async with self._areading() as conn:
             return int((await conn.execute(statement)).scalar_one())
 
     # ------------------------------------------------------------------ deleting
@@ -567,7 +689,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if state is None or state.collection_id is None:
             return True
         statement = self._delete_statement(state, ids, filter)
-        with begin(self._engines.sync, prelude=self._prelude()) as conn:
+        with self._writing() as conn:
             removed = retrying(conn, lambda: conn.execute(statement)).rowcount
         self._wrote(removed=removed)
         return True
@@ -581,7 +703,7 @@ class PGVecStore(IndexMethods, VectorStore):
         if state is None or state.collection_id is None:
             return True
         statement = self._delete_statement(state, ids, filter)
-        async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+        async with self._awriting() as conn:
             removed = (await aretrying(conn, lambda: conn.execute(statement))).rowcount
         await self._awrote(removed=removed)
         return True
@@ -610,7 +732,7 @@ class PGVecStore(IndexMethods, VectorStore):
         """Delete this store's collection and all its documents."""
         state = self._ensure()
         if state is not None:
-            with begin(self._engines.sync, prelude=self._prelude()) as conn:
+            with self._writing() as conn:
                 removed = drop_collection(conn, state.tables, self.collection_name)
             self._wrote(removed=removed)
         self._state = None
@@ -619,7 +741,7 @@ class PGVecStore(IndexMethods, VectorStore):
         """Async twin of :meth:`delete_collection`."""
         state = await self._aensure()
         if state is not None:
-            async with abegin(self._engines.async_, prelude=self._prelude()) as conn:
+            async with self._awriting() as conn:
                 removed = await conn.run_sync(drop_collection, state.tables, self.collection_name)
             await self._awrote(removed=removed)
         self._state = None
@@ -634,7 +756,7 @@ class PGVecStore(IndexMethods, VectorStore):
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        return _scored(read(self._engines, self._steps(state, embedding, k, filter, kwargs)))
+        return _scored(self._run(self._steps(state, embedding, k, filter, kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -644,7 +766,15 @@ class PGVecStore(IndexMethods, VectorStore):
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
             return []
-        return _scored(await aread(self._engines, self._steps(state, embedding, k, filter, kwargs)))
+        return _scored(await self._arun(self._steps(state, embedding, k, filter, kwargs)))
+
+    def _run(self, steps: Steps) -> list[Any]:
+        """The rows of a search's steps (the same generator for both runners)."""
+        return read(self._engines, steps, self._read_access)
+
+    async def _arun(self, steps: Steps) -> list[Any]:
+        """Async twin of :meth:`_run`."""
+        return await aread(self._engines, steps, self._read_access)
 
     @property
     def _planner(self) -> Planner:
@@ -702,14 +832,14 @@ class PGVecStore(IndexMethods, VectorStore):
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """The ``k`` nearest documents to a query with their distance (lower is closer)."""
-        vector = self._embeddings.embed_query(query)
+        vector = self._embeddings.embed_query(check_query(query))
         return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`similarity_search_with_score`."""
-        vector = await self._embeddings.aembed_query(query)
+        vector = await self._embeddings.aembed_query(check_query(query))
         return await self.asimilarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
     def similarity_search(
@@ -753,11 +883,12 @@ class PGVecStore(IndexMethods, VectorStore):
         """MMR over the ``fetch_k`` nearest candidates, in MMR's selection order."""
         _check_k(k)
         _check_k(fetch_k, "fetch_k")
+        check_lambda(lambda_mult)
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
         steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        return self._mmr(state, embedding, read(self._engines, steps), k, lambda_mult)
+        return self._mmr(state, embedding, self._run(steps), k, lambda_mult)
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -771,11 +902,12 @@ class PGVecStore(IndexMethods, VectorStore):
         """Async twin of :meth:`max_marginal_relevance_search_with_score_by_vector`."""
         _check_k(k)
         _check_k(fetch_k, "fetch_k")
+        check_lambda(lambda_mult)
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
         steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        return self._mmr(state, embedding, await aread(self._engines, steps), k, lambda_mult)
+        return self._mmr(state, embedding, await self._arun(steps), k, lambda_mult)
 
     @staticmethod
     def _mmr(
@@ -833,7 +965,7 @@ class PGVecStore(IndexMethods, VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """MMR documents for a query: relevant to it and diverse among themselves."""
-        vector = self._embeddings.embed_query(query)
+        vector = self._embeddings.embed_query(check_query(query))
         return self.max_marginal_relevance_search_by_vector(
             vector, k, fetch_k, lambda_mult, filter, **kwargs
         )
@@ -848,7 +980,7 @@ class PGVecStore(IndexMethods, VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """Async twin of :meth:`max_marginal_relevance_search`."""
-        vector = await self._embeddings.aembed_query(query)
+        vector = await self._embeddings.aembed_query(check_query(query))
         return await self.amax_marginal_relevance_search_by_vector(
             vector, k, fetch_k, lambda_mult, filter, **kwargs
         )
@@ -884,12 +1016,12 @@ class PGVecStore(IndexMethods, VectorStore):
         Returns:
             (document, fused score) pairs, highest score first.
         """
-        vector = self._embeddings.embed_query(query)
-        state = self._ensure(len(vector))
+        vector = self._embeddings.embed_query(check_query(query))
+        state = self._ensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
             return []
         steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
-        return _fused(read(self._engines, steps))
+        return _fused(self._run(steps))
 
     async def ahybrid_search_with_score(
         self,
@@ -903,12 +1035,12 @@ class PGVecStore(IndexMethods, VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`hybrid_search_with_score`."""
-        vector = await self._embeddings.aembed_query(query)
-        state = await self._aensure(len(vector))
+        vector = await self._embeddings.aembed_query(check_query(query))
+        state = await self._aensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
             return []
         steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
-        return _fused(await aread(self._engines, steps))
+        return _fused(await self._arun(steps))
 
     def _hybrid_steps(
         self,
@@ -931,7 +1063,7 @@ class PGVecStore(IndexMethods, VectorStore):
             raise InvalidInputError(
                 f"weights must be two non-negative numbers (vector, text), got {weights!r}"
             )
-        _hybrid.check_query(state.tables, query)
+        _hybrid.check_search(state.tables, query, present=state.full_text)
         request = self._request(state, embedding, candidates, filter, kwargs)
         pair = (float(weights[0]), float(weights[1]))
         return self._planner.hybrid_steps(request, query, k, rrf_k, pair)
@@ -959,25 +1091,25 @@ class PGVecStore(IndexMethods, VectorStore):
             searchable words.
         """
         _check_k(k)
-        state = self._ensure()
+        state = self._ensure(full_text=True)
         if not k or state is None or state.collection_id is None:
             return []
         steps = self._full_text_steps(state, query, k, filter)
-        return _fused(read(self._engines, steps))
+        return _fused(self._run(steps))
 
     async def afull_text_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`full_text_search_with_score`."""
         _check_k(k)
-        state = await self._aensure()
+        state = await self._aensure(full_text=True)
         if not k or state is None or state.collection_id is None:
             return []
         steps = self._full_text_steps(state, query, k, filter)
-        return _fused(await aread(self._engines, steps))
+        return _fused(await self._arun(steps))
 
     def _full_text_steps(self, state: State, query: str, k: int, filter: Filter | None) -> Steps:
-        _hybrid.check_query(state.tables, query)
+        _hybrid.check_search(state.tables, query, present=state.full_text)
         where = self._where(state, filter)
         return self._planner.full_text_steps(state, query, k, where, self.search_settings)
 

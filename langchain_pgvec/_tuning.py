@@ -11,9 +11,9 @@ Defaults, chosen so that approximate search returns what was asked:
 - ``hnsw.ef_search`` is at least the number of rows asked of the index (``k``,
   ``fetch_k`` for MMR, times ``overfetch`` on the iterative route), never below
   pgvector's default of 40;
-- ``ivfflat.probes`` is the square root of the IVFFlat index's lists (pgvector's
-  default of 1 misses neighbours in the lists next to the query's), more when only
-  a share of the index's rows can match;
+- ``ivfflat.probes`` is twice the square root of the IVFFlat index's lists
+  (pgvector's default of 1 misses neighbours in the lists next to the query's), more
+  when only a share of the index's rows can match;
 - the iterative route (a filter, or a minority of a shared index) turns on iterative
   index scans (pgvector >= 0.8) in ``relaxed_order``, so the index keeps scanning
   until enough rows pass; the rows are then sorted again by exact distance;
@@ -35,6 +35,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 
 from ._errors import InvalidInputError
+from ._input import check_int
 
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 _ITERATIVE = ("off", "relaxed_order", "strict_order")
@@ -51,10 +52,8 @@ PGVECTOR_DEFAULTS = {
 
 
 def _positive(name: str, value: int | None, upper: int) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= upper:
-        raise InvalidInputError(f"{name} must be an integer from 1 to {upper}, got {value!r}")
+    if value is not None:
+        check_int(value, name, 1, upper)
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,8 @@ class SearchSettings:
 
     Args:
         ef_search: HNSW candidate list size (``hnsw.ef_search``, 1 to 1000).
-        probes: IVFFlat lists probed (``ivfflat.probes``; None: the square root of
-            the index's lists, more for a filtered or minority search).
+        probes: IVFFlat lists probed (``ivfflat.probes``; None: twice the square root
+            of the index's lists, more for a filtered or minority search).
         iterative_scan: ``"off"``, ``"relaxed_order"`` or ``"strict_order"``; None
             means relaxed on the iterative route (a filter, or a collection that is
             a minority of a shared index) and off otherwise.
@@ -102,14 +101,8 @@ class SearchSettings:
         _positive("max_probes", self.max_probes, 32768)
         _positive("statement_timeout_ms", self.statement_timeout_ms, 2**31 - 1)
         _positive("overfetch", self.overfetch, 100)
-        if self.exact_below is not None and (
-            not isinstance(self.exact_below, int)
-            or isinstance(self.exact_below, bool)
-            or self.exact_below < 0
-        ):
-            raise InvalidInputError(
-                f"exact_below must be a non-negative integer (0: never), got {self.exact_below!r}"
-            )
+        if self.exact_below is not None:
+            check_int(self.exact_below, "exact_below (0: never)", 0)
         if self.iterative_scan is not None and self.iterative_scan not in _ITERATIVE:
             raise InvalidInputError(
                 f"iterative_scan must be one of {', '.join(_ITERATIVE)}, "
@@ -157,12 +150,12 @@ def fetch_size(settings: SearchSettings, k: int, filtered: bool) -> int:
 
 
 def default_probes(lists: int, share: float = 1.0) -> int:
-    """IVFFlat lists to probe by default: the square root of the index's lists, where
-    pgvector's documentation advises to start (its own default, 1, finds the nearest
-    neighbours only when they share the query's list), divided by the square root of
-    the share of the index's rows that can match: the nearest matching rows lie
+    """IVFFlat lists to probe by default: twice the square root of the index's lists
+    (pgvector's documentation starts at the square root; its own default, 1, finds the
+    nearest neighbours only when they share the query's list), divided by the square
+    root of the share of the index's rows that can match: the nearest matching rows lie
     further out, in more lists."""
-    wanted = math.sqrt(lists) / math.sqrt(min(1.0, max(share, 1e-6)))
+    wanted = 2 * math.sqrt(lists) / math.sqrt(min(1.0, max(share, 1e-6)))
     return max(1, min(lists, math.ceil(wanted)))
 
 
@@ -219,13 +212,3 @@ def set_local(gucs: Mapping[str, str] | Sequence[tuple[str, str]]) -> Select[Any
 def _set_local(items: tuple[tuple[str, str], ...]) -> Select[Any]:
     # the same few combinations recur on every filtered search: build each once
     return select(*(func.set_config(name, value, True) for name, value in items))
-
-
-def supports_iterative(extension_version: str) -> bool:
-    """Iterative index scans arrived in pgvector 0.8.0."""
-    parts = extension_version.split(".")
-    try:
-        major, minor = int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return False
-    return (major, minor) >= (0, 8)

@@ -2,6 +2,7 @@
 
 Usage::
 
+    pgvec init --dimension 384 [--full-text] [--grant ROLE] [--grant-read ROLE]
     pgvec info                                   # tables, collections, indexes
     pgvec search "query" --collection docs --k 5 --filter '{"year": {"$gte": 2020}}'
     pgvec index create hnsw --m 16 --ef-construction 64 [--per-collection --collection docs]
@@ -404,6 +405,38 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    store = PGVecStore(
+        HashingEmbeddings(),
+        connection=args.url,
+        collection_name=args.collection,
+        embedding_length=args.dimension,
+        vector_type="halfvec" if args.vector_type == "halfvec" else "vector",
+        schema=args.schema,
+        collection_table=args.collection_table,
+        embedding_table=args.embedding_table,
+        full_text=args.full_text or False,
+    )
+    try:
+        store.create_tables()
+        for role in args.grant:
+            store.grant(role)
+        for role in args.grant_read:
+            store.grant(role, write=False)
+    finally:
+        store.close()
+    table = _spec(args).qualified_embedding_table
+    print(
+        f"table {table} ({args.vector_type}({args.dimension})) and collection "
+        f"{args.collection!r} ready"
+    )
+    for role in args.grant:
+        print(f"granted SELECT, INSERT, UPDATE, DELETE to {role}")
+    for role in args.grant_read:
+        print(f"granted SELECT to {role}")
+    return 0
+
+
 def _index_create(args: argparse.Namespace) -> int:
     try:
         if args.method == "hnsw":
@@ -544,6 +577,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+
+    init = commands.add_parser(
+        "init", help="create the extension, tables and a collection (as their owner)"
+    )
+    init.add_argument("--dimension", type=_positive_int, required=True, help="vector dimension")
+    init.add_argument("--collection", "-c", default="langchain", help="a collection to create")
+    init.add_argument("--vector-type", choices=("vector", "halfvec"), default="vector")
+    init.add_argument(
+        "--full-text",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CONFIG",
+        help="add the full-text column (text search configuration, default english)",
+    )
+    init.add_argument(
+        "--grant", action="append", default=[], metavar="ROLE", help="an application role"
+    )
+    init.add_argument(
+        "--grant-read",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role that only searches",
+    )
+    init.set_defaults(handler=_init)
 
     info = commands.add_parser("info", help="the table, its collections and indexes")
     info.set_defaults(handler=_info)

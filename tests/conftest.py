@@ -17,6 +17,19 @@ import pytest
 from runner import Runner
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A store made with connection=None (or the CLI without --url) during the tests
+    starts an embedded server in a temporary directory, never the user's own."""
+    previous = os.environ.get("PGVEC_EMBEDDED_DIR")
+    os.environ["PGVEC_EMBEDDED_DIR"] = str(tmp_path_factory.mktemp("embedded") / "pgdata")
+    yield
+    if previous is None:
+        os.environ.pop("PGVEC_EMBEDDED_DIR", None)
+    else:
+        os.environ["PGVEC_EMBEDDED_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SQLAlchemy URL of a PostgreSQL server with pgvector, for the whole session."""
@@ -45,6 +58,33 @@ def collection_name(request: pytest.FixtureRequest) -> str:
     """A collection name unique to the test, so tests never see each other's rows."""
     stem = request.node.name.replace("[", "_").replace("]", "")[:40]
     return f"{stem}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def pgvector(pg_url: str) -> tuple[int, ...]:
+    """The version of pgvector the test server offers, e.g. ``(0, 8, 5)``."""
+    from sqlalchemy import create_engine, text
+
+    probe = create_engine(pg_url)
+    try:
+        with probe.connect() as conn:
+            version = conn.execute(
+                text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+            ).scalar_one()
+    finally:
+        probe.dispose()
+    return tuple(int(part) for part in str(version).split(".") if part.isdigit())
+
+
+@pytest.fixture
+def needs_pgvector(pgvector: tuple[int, ...]) -> Any:
+    """``needs_pgvector(0, 7)`` skips the test on a server whose pgvector is older."""
+
+    def check(*wanted: int) -> None:
+        if pgvector < wanted:
+            pytest.skip(f"needs pgvector {'.'.join(map(str, wanted))}, the server has {pgvector}")
+
+    return check
 
 
 @pytest.fixture(scope="session")

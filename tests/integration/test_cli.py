@@ -9,6 +9,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -209,7 +210,7 @@ def test_index_create_list_drop(
     assert run(pg_url, table, "index", "drop", f"{table}_pkey") == 1
     assert "primary key" in capsys.readouterr().err
     assert run(pg_url, table, "index", "create", "hnsw", "--m", "1") == 1
-    assert "HNSW m must be between 2 and 100" in capsys.readouterr().err
+    assert "HNSW m must be an integer from 2 to 100" in capsys.readouterr().err
 
 
 def test_a_halfvec_table(
@@ -218,7 +219,9 @@ def test_a_halfvec_table(
     table: str,
     collection_name: str,
     capsys: pytest.CaptureFixture[str],
+    needs_pgvector: Any,
 ) -> None:
+    needs_pgvector(0, 7)
     store = PGVecStore(
         HashingEmbeddings(dimension=DIM),
         connection=engine,
@@ -240,7 +243,11 @@ def test_a_halfvec_table(
 
 
 def test_migrate(
-    pg_url: str, engine: Engine, table: str, capsys: pytest.CaptureFixture[str]
+    pg_url: str,
+    engine: Engine,
+    table: str,
+    capsys: pytest.CaptureFixture[str],
+    pgvector: tuple[int, ...],
 ) -> None:
     from langchain_core.embeddings import DeterministicFakeEmbedding
     from langchain_postgres import PGVector
@@ -278,9 +285,13 @@ def test_migrate(
 
         half = ["--url", pg_url, "--collection-table", f"{table}_c", "--embedding-table"]
         argv = ["migrate", "--from-url", from_url, "--all", "--vector-type", "halfvec"]
-        assert main([*half, f"{table}_h", *argv]) == 0
-        assert main([*half, f"{table}_h", "info"]) == 0
-        assert f"halfvec({DIM}), 4 documents" in capsys.readouterr().out
+        if pgvector >= (0, 7):
+            assert main([*half, f"{table}_h", *argv]) == 0
+            assert main([*half, f"{table}_h", "info"]) == 0
+            assert f"halfvec({DIM}), 4 documents" in capsys.readouterr().out
+        else:
+            assert main([*half, f"{table}_h", *argv]) == 1
+            assert "halfvec needs pgvector 0.7.0" in capsys.readouterr().err
 
         assert main([*own, "search", "first a", "-c", "renamed", "--k", "1"]) == 0
         assert "first-a" in capsys.readouterr().out

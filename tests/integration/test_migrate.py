@@ -292,8 +292,13 @@ def test_different_dimensions_are_refused_before_writing(
 
 
 def test_halfvec_target_and_progress_bar(
-    engine: Engine, source: Engine, target_table: str, capsys: pytest.CaptureFixture[str]
+    engine: Engine,
+    source: Engine,
+    target_table: str,
+    capsys: pytest.CaptureFixture[str],
+    needs_pgvector: Any,
 ) -> None:
+    needs_pgvector(0, 7)
     write_pgvector(source, "half", *sample(20, "half"))
     target = store_on(engine, target_table, "half", vector_type="halfvec")
     migrate_from_langchain_postgres(source, target, "half", show_progress=True)

@@ -97,9 +97,7 @@ class Table_:
             **kwargs,
         )
 
-    async def add(
-        self, run: Runner, name: str, n: int, seed: int, **kwargs: Any
-    ) -> Collection:
+    async def add(self, run: Runner, name: str, n: int, seed: int, **kwargs: Any) -> Collection:
         store = self.store(name, **kwargs)
         vectors = clustered(n, seed)
         groups = np.random.default_rng(seed + 3).integers(0, 10, n)
@@ -142,8 +140,12 @@ def raw_top_k(
     nearest = inner.order_by(distance).limit(K).subquery()
     statement = select(nearest.c.id).order_by(nearest.c.d + 0)
     with engine.begin() as conn:
-        conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        conn.execute(text("SET LOCAL ivfflat.iterative_scan = relaxed_order"))
+        version = conn.execute(
+            text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        ).scalar_one()
+        if tuple(int(p) for p in version.split(".")[:2]) >= (0, 8):  # pgvector has them
+            conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            conn.execute(text("SET LOCAL ivfflat.iterative_scan = relaxed_order"))
         return [row[0] for row in conn.execute(statement)]
 
 

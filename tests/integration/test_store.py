@@ -315,7 +315,10 @@ async def test_query_dimension_mismatch(store: PGVecStore, run: Runner) -> None:
         await run(store, "similarity_search_by_vector", [0.1] * (DIM + 3))
 
 
-async def test_vector_type_mismatch_is_schema_error(make_store: Any, run: Runner) -> None:
+async def test_vector_type_mismatch_is_schema_error(
+    make_store: Any, run: Runner, needs_pgvector: Any
+) -> None:
+    needs_pgvector(0, 7)
     await run(make_store(), "add_texts", ["a"])
     with pytest.raises(SchemaError, match="halfvec"):
         await run(make_store(vector_type="halfvec"), "add_texts", ["b"])
@@ -542,7 +545,8 @@ def test_bad_connection_is_rejected() -> None:
 # ---------------------------------------------------------------------- halfvec
 
 
-async def test_halfvec_store_roundtrip(make_store: Any, run: Runner) -> None:
+async def test_halfvec_store_roundtrip(make_store: Any, run: Runner, needs_pgvector: Any) -> None:
+    needs_pgvector(0, 7)
     store = make_store(
         vector_type="halfvec", embedding_table="it_half_16", collection_table="it_halfcol_16"
     )

@@ -12,14 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 from langchain_pgvec import HNSW, DistanceStrategy, InvalidInputError, IVFFlat, PGVecStore
-from langchain_pgvec._errors import FilterError, SchemaError
+from langchain_pgvec._errors import FilterError, PerformanceWarning, SchemaError
 from langchain_pgvec._filters import compile_filter
 from langchain_pgvec._index_methods import _Bar
 from langchain_pgvec._indexes import (
     MAX_NAME_BYTES,
     UNINDEXED_ROWS,
     IndexInfo,
-    PerformanceWarning,
     Wanted,
     already_built,
     check_index_name,

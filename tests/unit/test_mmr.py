@@ -192,12 +192,12 @@ def test_rejects_negative_k() -> None:
 
 @pytest.mark.parametrize("k", [1.5, "3", True])
 def test_rejects_non_integer_k(k: object) -> None:
-    with pytest.raises(TypeError, match="k must be an integer"):
+    with pytest.raises(InvalidInputError, match="k must be an integer"):
         mmr([1.0], [[1.0]], k=k)  # type: ignore[arg-type]
 
 
 def test_rejects_non_numeric_lambda() -> None:
-    with pytest.raises(TypeError, match="lambda_mult must be a number"):
+    with pytest.raises(InvalidInputError, match="lambda_mult must be a number"):
         mmr([1.0], [[1.0]], lambda_mult="0.5")  # type: ignore[arg-type]
 
 

@@ -198,13 +198,13 @@ def test_ivfflat_probes_follow_the_lists_and_the_share() -> None:
     ivf = index("ivf", method="ivfflat", options=("lists=100",))
     assert (
         dict(make_plan("index", 10, SearchSettings(), state(ivf), ivf).gucs)["ivfflat.probes"]
-        == "10"
+        == "20"
     )
     minority = make_plan("iterative", 10, SearchSettings(), state(ivf), ivf, 0.25)
-    assert dict(minority.gucs)["ivfflat.probes"] == "20"
+    assert dict(minority.gucs)["ivfflat.probes"] == "40"
     given = make_plan("iterative", 10, SearchSettings(probes=3), state(ivf), ivf, 0.25)
     assert dict(given.gucs)["ivfflat.probes"] == "3"
-    assert default_probes(10) == 4 and default_probes(10, 0.0) == 10 and default_probes(1) == 1
+    assert default_probes(10) == 7 and default_probes(10, 0.0) == 10 and default_probes(1) == 1
 
 
 # ---------------------------------------------------------------------- caches
@@ -257,7 +257,7 @@ def canned(*, matching: int, total: int, count: int | None = None, found: int = 
         if "count(*)" in sql:
             assert count is not None, "a count nobody expected"
             return [(count,)]
-        exact = "+ 0.0" in sql and "nearest" not in sql
+        exact = "cosine_distance(" in sql
         return rows(10 if exact else found)
 
     return answer
@@ -279,7 +279,7 @@ def kinds(seen: list[Step]) -> list[str]:
             return "probe"
         if "count(*)" in sql:
             return "count"
-        if "+ 0.0" in sql and "nearest" not in sql:
+        if "cosine_distance(" in sql:
             return "exact"
         return "iterative" if "nearest" in sql else "index"
 
