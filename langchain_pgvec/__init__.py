@@ -6,6 +6,7 @@ Example:
     >>> store.add_texts(["pgvector keeps embeddings next to your data"])
 """
 
+from ._catalog import IndexInfo
 from ._errors import (
     ConnectError,
     ConnectionLostError,
@@ -22,10 +23,10 @@ from ._errors import (
     QueryTimeoutError,
     SchemaError,
 )
-from ._indexes import HNSW, DistanceStrategy, IndexInfo, IVFFlat
+from ._index_specs import HNSW, IVFFlat
 from ._migrate import CollectionReport, MigrationReport, migrate_from_langchain_postgres
 from ._retriever import PGVecRetriever
-from ._schema import Tables, TableSpec, mapped_tables
+from ._schema import DistanceStrategy, Tables, TableSpec, mapped_tables
 from ._store import PGVecStore
 from ._tuning import SearchSettings
 from .embeddings import HashingEmbeddings

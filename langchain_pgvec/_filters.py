@@ -68,6 +68,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement, False_, Grouping, True_
 
 from ._errors import FilterError
+from ._validate import unstorable
 
 __all__ = [
     "FIELD_OPERATORS",
@@ -131,13 +132,8 @@ def _describe(value: object) -> str:
 
 
 def _string_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return f"{_describe(value)}, which holds a NUL character PostgreSQL cannot store"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"{_describe(value)}, which is not valid Unicode (lone surrogate)"
-    return None
+    problem = unstorable(value)
+    return None if problem is None else f"{_describe(value)}, which holds {problem}"
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

@@ -21,10 +21,9 @@ from sqlalchemy import Select, and_, bindparam, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.sql import ColumnElement
 
-from . import _input
+from . import _validate
 from ._errors import SchemaError
-from ._indexes import DistanceStrategy
-from ._schema import TSV_COLUMN, Tables
+from ._schema import TSV_COLUMN, DistanceStrategy, Tables
 from ._sql import Leg, inline, scope, search
 
 
@@ -51,7 +50,7 @@ def check_search(tables: Tables, text: object, *, present: bool = True) -> None:
             "it: have the table's owner run PGVecStore(..., full_text=True).create_tables() "
             "(or `pgvec init --full-text`) once"
         )
-    _input.check_query(text)
+    _validate.check_query(text)
 
 
 def _tsquery(config: str, text: str) -> ColumnElement[Any]:

@@ -16,12 +16,13 @@ Two routes, chosen per call inside the call's transaction:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import struct
-import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -33,13 +34,12 @@ from sqlalchemy import Column, Connection, MetaData, Table, Text, literal, selec
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateTable, DropTable
-from tqdm.auto import tqdm
 
 from . import _sql
+from ._bootstrap import dimension_error
 from ._engine import aretrying, retrying
-from ._input import Batch, as_matrix, check_int, json_dumps, prepare
 from ._schema import Tables, vector_column_type
-from ._setup import dimension_error
+from ._validate import Batch, as_matrix, check_int, json_dumps, prepare
 
 #: rows per COPY chunk: bounds the encoded payload held in memory at once (the queued
 #: writer holds at most a few chunks while a thread sends them)
@@ -93,13 +93,6 @@ def with_vectors(
     )
     check_dimension(tables, batch)
     return batch
-
-
-def progress(total: int, show: bool | None, desc: str = "pgvec add") -> tqdm[Any]:
-    """A tqdm bar on stderr: shown when asked, or for 1,000+ rows on a terminal."""
-    if show is None:
-        show = total >= 1000 and sys.stderr.isatty()
-    return tqdm(total=total, disable=not show, unit="doc", desc=desc, leave=False)
 
 
 def encode(
@@ -229,61 +222,90 @@ def _holds_any(result: Any) -> bool:
     return result.first() is not None
 
 
+@dataclass(frozen=True)
+class _Execute:
+    """Run a statement (with ``params``, a list of dicts for many rows); its result."""
+
+    statement: Any
+    params: Any = None
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """COPY ``chunks`` with ``statement``; with ``savepoint``, in a savepoint that a unique
+    violation rolls back (the answer: whether the rows went in)."""
+
+    statement: sql.Composed
+    chunks: Iterator[bytes]
+    savepoint: bool = False
+
+
+_Op = _Execute | _Copy
+
+
+def _write_steps(tables: Tables, cid: uuid.UUID, batch: Batch) -> Generator[_Op, Any, None]:
+    """What upserting ``batch`` runs, one operation at a time (the twins drive it)."""
+    if len(batch) < COPY_THRESHOLD:
+        yield _Execute(_sql.upsert(tables), params(batch, cid))
+        return
+    vector_type = tables.spec.vector_type
+    fresh = not _holds_any((yield _Execute(_sql.any_row(tables, cid))))
+    if fresh or not _holds_any((yield _Execute(_sql.existing_ids(tables, cid, batch.ids)))):
+        stream = encode(batch, vector_type, cid, lock_order(batch))
+        if (yield _Copy(_copy_statement(tables.embedding, True), stream, savepoint=True)):
+            return
+        # a concurrent writer added one of the ids meanwhile: upsert instead
+    staging = staging_table(tables)
+    yield _Execute(CreateTable(staging))
+    yield _Copy(_copy_statement(staging, False), encode(batch, vector_type, None))
+    yield _Execute(upsert_from_staging(tables, cid))
+    yield _Execute(DropTable(staging))  # the next batch of this transaction makes its own
+
+
 def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
     """Upsert ``batch`` inside the caller's transaction (sync), retried if it loses a
     deadlock (against a concurrent delete, say)."""
-    retrying(conn, lambda: _write(conn, tables, cid, batch))
+    retrying(conn, lambda: _drive(conn, _write_steps(tables, cid, batch)))
 
 
-def _write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
-    if len(batch) < COPY_THRESHOLD:
-        conn.execute(_sql.upsert(tables), params(batch, cid))
-        return
-    vector_type = tables.spec.vector_type
-    order = lock_order(batch)
-    if not _holds_any(conn.execute(_sql.any_row(tables, cid))) or not _holds_any(
-        conn.execute(_sql.existing_ids(tables, cid, batch.ids))
-    ):
-        try:
-            with conn.begin_nested():
-                stream = encode(batch, vector_type, cid, order)
-                _copy(conn, _copy_statement(tables.embedding, True), stream)
-            return
-        except UniqueViolation:
-            pass  # a concurrent writer added one of the ids: upsert instead
-    staging = staging_table(tables)
-    conn.execute(CreateTable(staging))
-    _copy(conn, _copy_statement(staging, False), encode(batch, vector_type, None))
-    conn.execute(upsert_from_staging(tables, cid))
-    conn.execute(DropTable(staging))  # the next batch of this transaction makes its own
+def _drive(conn: Connection, steps: Generator[_Op, Any, None]) -> None:
+    answer: Any = None
+    with contextlib.suppress(StopIteration):
+        while True:
+            op = steps.send(answer)
+            if isinstance(op, _Execute):
+                answer = conn.execute(op.statement, op.params)
+            elif not op.savepoint:
+                answer = _copy(conn, op.statement, op.chunks)
+            else:
+                try:
+                    with conn.begin_nested():
+                        answer = _copy(conn, op.statement, op.chunks)
+                except UniqueViolation:
+                    answer = False
 
 
 async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
     """Async twin of :func:`write`."""
-    await aretrying(conn, lambda: _awrite(conn, tables, cid, batch))
+    await aretrying(conn, lambda: _adrive(conn, _write_steps(tables, cid, batch)))
 
 
-async def _awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
-    if len(batch) < COPY_THRESHOLD:
-        await conn.execute(_sql.upsert(tables), params(batch, cid))
-        return
-    vector_type = tables.spec.vector_type
-    order = lock_order(batch)
-    if not _holds_any(await conn.execute(_sql.any_row(tables, cid))) or not _holds_any(
-        await conn.execute(_sql.existing_ids(tables, cid, batch.ids))
-    ):
-        try:
-            async with conn.begin_nested():
-                stream = encode(batch, vector_type, cid, order)
-                await _acopy(conn, _copy_statement(tables.embedding, True), stream)
-            return
-        except UniqueViolation:
-            pass  # a concurrent writer added one of the ids: upsert instead
-    staging = staging_table(tables)
-    await conn.execute(CreateTable(staging))
-    await _acopy(conn, _copy_statement(staging, False), encode(batch, vector_type, None))
-    await conn.execute(upsert_from_staging(tables, cid))
-    await conn.execute(DropTable(staging))  # the next batch of this transaction makes its own
+async def _adrive(conn: AsyncConnection, steps: Generator[_Op, Any, None]) -> None:
+    """Async twin of :func:`_drive`."""
+    answer: Any = None
+    with contextlib.suppress(StopIteration):
+        while True:
+            op = steps.send(answer)
+            if isinstance(op, _Execute):
+                answer = await conn.execute(op.statement, op.params)
+            elif not op.savepoint:
+                answer = await _acopy(conn, op.statement, op.chunks)
+            else:
+                try:
+                    async with conn.begin_nested():
+                        answer = await _acopy(conn, op.statement, op.chunks)
+                except UniqueViolation:
+                    answer = False
 
 
 _QUEUE_BUFFERS = 128  # x 128 KiB (psycopg's MAX_BUFFER_SIZE): at most 16 MB queued
@@ -306,7 +328,7 @@ class _BoundedAsyncQueuedWriter(AsyncQueuedLibpqWriter):
         self._queue = type(self._queue)(maxsize=_QUEUE_BUFFERS)  # psycopg's class
 
 
-def _copy(conn: Connection, statement: sql.Composed, chunks: Iterator[bytes]) -> None:
+def _copy(conn: Connection, statement: sql.Composed, chunks: Iterator[bytes]) -> bool:
     driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     with (
         driver.cursor() as cursor,
@@ -314,9 +336,10 @@ def _copy(conn: Connection, statement: sql.Composed, chunks: Iterator[bytes]) ->
     ):
         for chunk in chunks:
             copy.write(chunk)
+    return True
 
 
-async def _acopy(conn: AsyncConnection, statement: sql.Composed, chunks: Iterator[bytes]) -> None:
+async def _acopy(conn: AsyncConnection, statement: sql.Composed, chunks: Iterator[bytes]) -> bool:
     raw = await conn.get_raw_connection()
     driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
     async with (
@@ -325,3 +348,4 @@ async def _acopy(conn: AsyncConnection, statement: sql.Composed, chunks: Iterato
     ):
         for chunk in chunks:
             await copy.write(chunk)
+    return True

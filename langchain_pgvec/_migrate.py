@@ -32,12 +32,12 @@ import psycopg
 from sqlalchemy import URL, Connection, Engine, column, func, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import _ingest
+from . import _ingest, _progress
+from ._bootstrap import ensure, lock_collection
 from ._engine import Engines, begin
 from ._errors import InvalidInputError, MigrationError
-from ._input import check_int, prepare
 from ._schema import TableSpec, decode_vectors
-from ._setup import ensure, lock_collection
+from ._validate import check_int, prepare
 
 if TYPE_CHECKING:
     from ._store import PGVecStore
@@ -337,7 +337,7 @@ def migrate_from_langchain_postgres(
     store = target if isinstance(target, PGVecStore) else None
     source_engines = Engines(source)
     target_engines = None if store is not None else Engines(cast(Any, target))
-    spec: TableSpec = store._spec if store is not None else TableSpec()
+    spec: TableSpec = store.table_spec if store is not None else TableSpec()
     target_engine = store.engine if store is not None else cast(Engines, target_engines).sync
     try:
         with source_engines.sync.connect() as read:
@@ -363,7 +363,7 @@ def migrate_from_langchain_postgres(
         if target_engines is not None:
             target_engines.dispose()
     if store is not None:
-        store._state = None
+        store.refresh()
     return MigrationReport(
         tuple(reports), spec.qualified_embedding_table, time.perf_counter() - started
     )
@@ -385,7 +385,7 @@ def _copy_all(
     reports: list[CollectionReport] = []
     total = sum(s.rows for s in sources)
     with (
-        _ingest.progress(total, show_progress, "pgvec migrate") as bar,
+        _progress.rows_bar(total, show_progress, "pgvec migrate") as bar,
         begin(target_engine) as write,
     ):
         for source in sources:

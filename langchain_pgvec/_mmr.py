@@ -20,11 +20,14 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ._errors import InvalidInputError
+from ._schema import decode_vectors
 
 __all__ = ["maximal_marginal_relevance"]
 
@@ -151,3 +154,21 @@ def check_lambda(lambda_mult: float) -> float:
             f"0 = diversity only); got {lambda_mult!r}."
         )
     return value
+
+
+def chosen(
+    query: Sequence[float],
+    rows: Sequence[Sequence[Any]],
+    k: int,
+    lambda_mult: float,
+    vector_type: str,
+) -> list[Sequence[Any]]:
+    """The rows MMR selects, in its order, of search rows ``(id, content, metadata,
+    distance, vector bytes)`` (the bytes are ``vector_send``'s, decoded here)."""
+    if not rows:
+        return []
+    candidates = decode_vectors([row[4] for row in rows], vector_type)  # type: ignore[arg-type]
+    picked = maximal_marginal_relevance(
+        np.asarray(query, dtype=np.float32), candidates, k=k, lambda_mult=lambda_mult
+    )
+    return [rows[i] for i in picked]

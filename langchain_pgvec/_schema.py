@@ -1,4 +1,5 @@
-"""The tables, as SQLAlchemy 2.0 mapped classes built by a keyed factory.
+"""The tables, as SQLAlchemy 2.0 mapped classes built by a keyed factory, and what the
+vectors in them are: their type, and the distance strategies over them.
 
 ``mapped_tables(TableSpec(...))`` returns the collection and embedding classes for one
 (schema, table names, dimension, vector type). Each key gets its own declarative base
@@ -8,17 +9,21 @@ the same key returns the same classes, so users can map their own tables to ours
 
 from __future__ import annotations
 
+import enum
 import functools
+import hashlib
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC, VECTOR
 from sqlalchemy import (
     Column,
     Computed,
+    Float,
     ForeignKey,
     Index,
     MetaData,
@@ -37,8 +42,108 @@ from sqlalchemy.sql import ColumnElement, func
 from sqlalchemy.types import TypeEngine
 
 from ._errors import SchemaError
-from ._indexes import VectorType
-from ._input import check_string
+from ._validate import check_string
+
+VectorType = Literal["vector", "halfvec"]
+
+
+def _cosine_relevance(distance: float) -> float:
+    # cosine distance lies in [0, 2] for any pair of vectors
+    return max(0.0, min(1.0, 1.0 - distance / 2.0))
+
+
+def _euclidean_relevance(distance: float) -> float:
+    # any euclidean distance in [0, inf) maps into (0, 1], monotonically
+    return 1.0 / (1.0 + distance)
+
+
+def _inner_product_relevance(distance: float) -> float:
+    # pgvector's <#> is the *negative* inner product; for normalised vectors the
+    # inner product lies in [-1, 1]; clamp what falls outside
+    return max(0.0, min(1.0, (1.0 - distance) / 2.0))
+
+
+class DistanceStrategy(str, enum.Enum):
+    """How similarity is measured; each member knows its SQL and its index opclass.
+
+    Scores returned by ``similarity_search_with_score`` are distances, lower is
+    closer: cosine distance, euclidean distance, or the negative inner product.
+    """
+
+    COSINE = "cosine"
+    EUCLIDEAN = "euclidean"
+    INNER_PRODUCT = "inner_product"
+
+    @property
+    def operator(self) -> str:
+        """The pgvector operator, e.g. ``<=>``."""
+        return _OPERATORS[self]
+
+    def distance(self, column: Any, query: Any) -> ColumnElement[float]:
+        """The distance expression between a vector column and a query vector."""
+        method = {
+            DistanceStrategy.COSINE: "cosine_distance",
+            DistanceStrategy.EUCLIDEAN: "l2_distance",
+            DistanceStrategy.INNER_PRODUCT: "max_inner_product",
+        }[self]
+        expression: ColumnElement[float] = getattr(column, method)(query)
+        return expression
+
+    def function(self, column: Any, query: Any, vector_type: VectorType = "vector") -> Any:
+        """The same distance as a function call (``cosine_distance(a, b)``, ...): equal
+        to the operator's, but no index serves an ORDER BY of it, which is how the
+        exact route ranks rows while a vector index exists."""
+        name = {
+            DistanceStrategy.COSINE: "cosine_distance",
+            DistanceStrategy.EUCLIDEAN: "l2_distance",
+            DistanceStrategy.INNER_PRODUCT: f"{vector_type}_negative_inner_product",
+        }[self]
+        return getattr(func, name)(column, query, type_=Float())
+
+    def opclass(self, vector_type: VectorType = "vector") -> str:
+        """The index operator class that serves this distance, e.g. ``vector_cosine_ops``."""
+        return f"{vector_type}_{_OPCLASS_SUFFIX[self]}"
+
+    @property
+    def relevance(self) -> Callable[[float], float]:
+        """Map a distance to a relevance score in [0, 1], higher is closer."""
+        return _RELEVANCE[self]
+
+
+_OPERATORS: Mapping[DistanceStrategy, str] = {
+    DistanceStrategy.COSINE: "<=>",
+    DistanceStrategy.EUCLIDEAN: "<->",
+    DistanceStrategy.INNER_PRODUCT: "<#>",
+}
+_OPCLASS_SUFFIX: Mapping[DistanceStrategy, str] = {
+    DistanceStrategy.COSINE: "cosine_ops",
+    DistanceStrategy.EUCLIDEAN: "l2_ops",
+    DistanceStrategy.INNER_PRODUCT: "ip_ops",
+}
+_RELEVANCE: Mapping[DistanceStrategy, Callable[[float], float]] = {
+    DistanceStrategy.COSINE: _cosine_relevance,
+    DistanceStrategy.EUCLIDEAN: _euclidean_relevance,
+    DistanceStrategy.INNER_PRODUCT: _inner_product_relevance,
+}
+
+
+MAX_NAME_BYTES = 63
+"""PostgreSQL truncates longer identifiers (NAMEDATALEN - 1)."""
+
+
+def _digest(value: str) -> str:
+    return hashlib.blake2s(value.encode(), digest_size=4).hexdigest()
+
+
+def fit_name(name: str) -> str:
+    """``name`` cut to PostgreSQL's 63 bytes, kept distinct by a short hash of the whole."""
+    raw = name.encode()
+    if len(raw) <= MAX_NAME_BYTES:
+        return name
+    digest = _digest(name)
+    head = raw[: MAX_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}_{digest}"
+
 
 DEFAULT_COLLECTION_TABLE = "pgvec_collection"
 DEFAULT_EMBEDDING_TABLE = "pgvec_embedding"
@@ -292,7 +397,7 @@ def mapped_tables(spec: TableSpec) -> Tables:
         __tablename__ = spec.embedding_table
         __table_args__ = (
             Index(
-                f"{spec.embedding_table}_metadata_gin",
+                fit_name(f"{spec.embedding_table}_metadata_gin"),
                 "metadata",
                 postgresql_using="gin",
                 postgresql_ops={"metadata": "jsonb_path_ops"},
@@ -315,7 +420,7 @@ def mapped_tables(spec: TableSpec) -> Tables:
         embedding_table = cast_table(Embedding.__table__)
         column = full_text_column(spec.text_search_config, embedding_table.c.content)
         embedding_table.append_column(column)
-        Index(f"{spec.embedding_table}_{TSV_COLUMN}_gin", column, postgresql_using="gin")
+        Index(fit_name(f"{spec.embedding_table}_{TSV_COLUMN}_gin"), column, postgresql_using="gin")
 
     # Keep small vectors in the row: with the default EXTENDED storage, a row over
     # ~2 kB (a long text, a tsvector) has its embedding moved to TOAST first, and every

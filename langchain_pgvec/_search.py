@@ -45,12 +45,13 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ClauseElement
 
 from . import _hybrid, _sql, _tuning
-from ._engine import DriverStatement, Step
+from ._bootstrap import NEEDS, State, require, version_of
+from ._catalog import IndexInfo
+from ._driver import DriverStatement, Step
 from ._filters import compile_filter
-from ._indexes import DistanceStrategy, IndexInfo
-from ._input import as_vector
-from ._setup import NEEDS, State, require, version_of
+from ._schema import DistanceStrategy
 from ._tuning import SearchSettings
+from ._validate import as_vector
 
 Steps = Generator[Step, list[Any], list[Any]]
 Kind = Literal["exactly", "at least", "about"]

@@ -37,8 +37,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from ._indexes import DistanceStrategy
-from ._schema import Tables, send_function, vector_column_type
+from ._schema import DistanceStrategy, Tables, send_function, vector_column_type
 
 
 class Explain(Executable, ClauseElement):

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
+import os
+import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, ClassVar
+from types import FrameType
+from typing import Any, ClassVar, Literal
 
-import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
@@ -27,13 +31,29 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from . import _hybrid, _ingest, _sql, _tuning
-from ._engine import Connectable, Engines, abegin, aread, aretrying, begin, read, retrying
-from ._errors import Access, InvalidInputError, SchemaError
-from ._filters import compile_filter
-from ._index_methods import IndexMethods
-from ._indexes import DistanceStrategy, VectorType
-from ._input import (
+from . import _hybrid, _index_admin, _index_specs, _ingest, _mmr, _progress, _sql, _tuning
+from ._bootstrap import (
+    State,
+    analyze,
+    changed,
+    drop_collection,
+    ensure,
+    epoch,
+    lock_collection,
+    table_key,
+)
+from ._catalog import IndexInfo, read_indexes
+from ._driver import aread, read
+from ._engine import Connectable, Engines, abegin, aretrying, begin, retrying
+from ._errors import Access, InvalidInputError, PerformanceWarning, PGVecError, SchemaError
+from ._filters import IndexKind, compile_filter
+from ._index_specs import IndexSpec
+from ._mmr import check_lambda
+from ._retriever import PGVecRetriever
+from ._schema import DistanceStrategy, Tables, TableSpec, VectorType, mapped_tables
+from ._search import Planner, Request, Steps
+from ._tuning import SearchSettings
+from ._validate import (
     Batch,
     check_full_text,
     check_ids,
@@ -44,12 +64,6 @@ from ._input import (
     lookup_ids,
     prepare,
 )
-from ._mmr import check_lambda, maximal_marginal_relevance
-from ._retriever import PGVecRetriever
-from ._schema import Tables, TableSpec, decode_vectors
-from ._search import Planner, Request, Steps
-from ._setup import State, drop_collection, ensure, epoch, lock_collection, table_key
-from ._tuning import SearchSettings
 
 Filter = Mapping[str, Any]
 #: seconds the store trusts what it read of the tables (indexes, row estimate, ...)
@@ -85,11 +99,28 @@ def _writable(state: State | None) -> State:
     return state
 
 
+_log = logging.getLogger("langchain_pgvec")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _stacklevel() -> int:
+    """The ``warnings.warn`` stacklevel, for its caller, of the first frame outside this package."""
+    level, frame = 2, sys._getframe(2)
+    current: FrameType | None = frame
+    while current is not None and current.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level, current = level + 1, current.f_back
+    return level
+
+
+def _plan_text(rows: Sequence[Sequence[Any]]) -> str:
+    return "\n".join(str(row[0]) for row in rows)
+
+
 def _check_k(k: int, name: str = "k") -> None:
     check_int(k, name)
 
 
-class PGVecStore(IndexMethods, VectorStore):
+class PGVecStore(VectorStore):
     """A LangChain vector store on PostgreSQL + pgvector.
 
     Documents live in one embedding table shared by many collections; ids are scoped
@@ -146,6 +177,8 @@ class PGVecStore(IndexMethods, VectorStore):
     """
 
     _DEFAULT_BATCH: ClassVar[int] = 1000
+    _unindexed_warned: bool = False
+    _advised: State | None = None
 
     def __init__(
         self,
@@ -213,6 +246,21 @@ class PGVecStore(IndexMethods, VectorStore):
     def embeddings(self) -> Embeddings:
         """The embeddings model."""
         return self._embeddings
+
+    @property
+    def table_spec(self) -> TableSpec:
+        """The tables this store reads and writes: schema, names, dimension (None until
+        known), vector type, text search configuration."""
+        return self._spec
+
+    def refresh(self) -> None:
+        """Read the tables' state (indexes, row estimate, the collection) again on the next
+        call, and forget what searches learnt of the rows: for after changes made outside
+        this store (another process's index, rows written by another tool). The store
+        does so by itself a minute after it last looked."""
+        self._state = None
+        if self._planner_made is not None:
+            self._planner_made.forget()
 
     @property
     def engine(self) -> Engine:
@@ -502,7 +550,7 @@ class PGVecStore(IndexMethods, VectorStore):
             return []
         spans = _ingest.spans(len(rows), self._DEFAULT_BATCH if batch_size is None else batch_size)
         embed = self._embeddings.embed_documents
-        with _ingest.progress(len(rows), show_progress) as bar, ThreadPoolExecutor(1) as pool:
+        with _progress.rows_bar(len(rows), show_progress) as bar, ThreadPoolExecutor(1) as pool:
             vectors = embed(rows.texts[slice(*spans[0])])
             state = self._writable(len(vectors[0]) if vectors else 0)
             with self._writing() as conn:
@@ -533,20 +581,25 @@ class PGVecStore(IndexMethods, VectorStore):
             return []
         spans = _ingest.spans(len(rows), self._DEFAULT_BATCH if batch_size is None else batch_size)
         embed = self._embeddings.aembed_documents
-        with _ingest.progress(len(rows), show_progress) as bar:
+        with _progress.rows_bar(len(rows), show_progress) as bar:
             vectors = await embed(rows.texts[slice(*spans[0])])
             state = await self._awritable(len(vectors[0]) if vectors else 0)
-            async with self._awriting() as conn:
-                cid = await conn.run_sync(self._lock, state.tables)
-                for number, span in enumerate(spans):
-                    following = spans[number + 1] if number + 1 < len(spans) else None
-                    ahead = following and asyncio.ensure_future(
-                        embed(rows.texts[slice(*following)])
-                    )
-                    batch = _ingest.with_vectors(rows, span, vectors, state.tables)
-                    await _ingest.awrite(conn, state.tables, cid, batch)
-                    bar.update(len(batch))
-                    vectors = await ahead if ahead else []
+            ahead: asyncio.Future[list[list[float]]] | None = None
+            try:
+                async with self._awriting() as conn:
+                    cid = await conn.run_sync(self._lock, state.tables)
+                    for number, span in enumerate(spans):
+                        if number + 1 < len(spans):
+                            following = rows.texts[slice(*spans[number + 1])]
+                            ahead = asyncio.ensure_future(embed(following))
+                        batch = _ingest.with_vectors(rows, span, vectors, state.tables)
+                        await _ingest.awrite(conn, state.tables, cid, batch)
+                        bar.update(len(batch))
+                        vectors, ahead = (await ahead if ahead else []), None
+            finally:
+                if ahead is not None:  # a write failed: the next batch's embedding stops too
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
         await self._awrote(added=len(rows))
         return rows.ids
 
@@ -770,11 +823,13 @@ class PGVecStore(IndexMethods, VectorStore):
 
     def _run(self, steps: Steps) -> list[Any]:
         """The rows of a search's steps (the same generator for both runners)."""
-        return read(self._engines, steps, self._read_access)
+        engine = self._engines.sync  # made first: it makes the store's own connection
+        return read(engine, self._engines.reads, steps, self._read_access)
 
     async def _arun(self, steps: Steps) -> list[Any]:
         """Async twin of :meth:`_run`."""
-        return await aread(self._engines, steps, self._read_access)
+        engine = self._engines.async_  # made first: it makes the store's own connection
+        return await aread(engine, self._engines.areads, steps, self._read_access)
 
     @property
     def _planner(self) -> Planner:
@@ -888,7 +943,9 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
         steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        return self._mmr(state, embedding, self._run(steps), k, lambda_mult)
+        return _scored(
+            _mmr.chosen(embedding, self._run(steps), k, lambda_mult, state.tables.spec.vector_type)
+        )
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -907,23 +964,8 @@ class PGVecStore(IndexMethods, VectorStore):
         if not k or not fetch_k or state is None or state.collection_id is None:
             return []
         steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        return self._mmr(state, embedding, await self._arun(steps), k, lambda_mult)
-
-    @staticmethod
-    def _mmr(
-        state: State,
-        embedding: Sequence[float],
-        rows: Sequence[Sequence[Any]],
-        k: int,
-        lambda_mult: float,
-    ) -> list[tuple[Document, float]]:
-        if not rows:
-            return []
-        candidates = decode_vectors([r[4] for r in rows], state.tables.spec.vector_type)
-        chosen = maximal_marginal_relevance(
-            np.asarray(embedding, dtype=np.float32), candidates, k=k, lambda_mult=lambda_mult
-        )
-        return _scored([rows[i] for i in chosen])  # Documents for the k chosen only
+        rows = await self._arun(steps)
+        return _scored(_mmr.chosen(embedding, rows, k, lambda_mult, state.tables.spec.vector_type))
 
     def max_marginal_relevance_search_by_vector(
         self,
@@ -1137,6 +1179,330 @@ class PGVecStore(IndexMethods, VectorStore):
         tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
         return PGVecRetriever(vectorstore=self, tags=tags, **kwargs)
 
+    # ------------------------------------------------------------------ indexes
+
+    def create_index(
+        self,
+        spec: IndexSpec,
+        *,
+        name: str | None = None,
+        concurrently: bool = False,
+        per_collection: bool = False,
+        maintenance_work_mem: str | None = None,
+        show_progress: bool | None = None,
+    ) -> str:
+        """Build a vector index whose operator class serves this store's distance.
+
+        Build it after loading: HNSW builds faster into an existing table than it grows
+        row by row, and IVFFlat trains its lists on the rows present. An index of the
+        same name and shape that exists already is left as it is.
+
+        Args:
+            spec: ``HNSW(m, ef_construction)`` or ``IVFFlat(lists)``; IVFFlat without
+                ``lists`` is sized from the row count (rows / 1000, or sqrt(rows) above
+                1M rows).
+            name: The index name; by default ``<table>_<method>_<distance>``, plus the
+                collection for ``per_collection``.
+            concurrently: ``CREATE INDEX CONCURRENTLY``: writes go on during the build
+                (slower; runs outside a transaction).
+            per_collection: A partial index over this store's collection only
+                (``WHERE collection_id = '<id>'``), for tables shared by collections.
+            maintenance_work_mem: Memory for this build, e.g. ``"1GB"``; an HNSW build
+                is much faster when the graph fits in it.
+            show_progress: Show a progress bar on stderr (None: when stderr is a terminal).
+
+        Returns:
+            The index name.
+
+        Raises:
+            SchemaError: The table does not exist, its vectors have more dimensions than
+                pgvector indexes (2,000 for vector, 4,000 for halfvec), or an index of
+                that name exists with another definition.
+        """
+        plan = self._vector_plan(
+            self._ensure(), spec, name, concurrently, per_collection, maintenance_work_mem
+        )
+        if _index_admin.create(self._engines, self._write_access, plan, show_progress):
+            self._refresh_statistics(mapped_tables(plan.spec), "table")
+        self._indexes_changed()
+        return plan.name
+
+    async def acreate_index(
+        self,
+        spec: IndexSpec,
+        *,
+        name: str | None = None,
+        concurrently: bool = False,
+        per_collection: bool = False,
+        maintenance_work_mem: str | None = None,
+        show_progress: bool | None = None,
+    ) -> str:
+        """Async twin of :meth:`create_index`."""
+        plan = self._vector_plan(
+            await self._aensure(), spec, name, concurrently, per_collection, maintenance_work_mem
+        )
+        if await _index_admin.acreate(self._engines, self._write_access, plan, show_progress):
+            await self._arefresh_statistics(mapped_tables(plan.spec), "table")
+        self._indexes_changed()
+        return plan.name
+
+    def _vector_plan(
+        self,
+        state: State | None,
+        spec: IndexSpec,
+        name: str | None,
+        concurrently: bool,
+        per_collection: bool,
+        maintenance_work_mem: str | None,
+    ) -> _index_admin.Plan:
+        spec = _index_specs.check_spec(spec)
+        name = None if name is None else _index_specs.check_index_name(name)
+        memory = _index_specs.check_memory(maintenance_work_mem)
+        return _index_admin.vector_plan(
+            _index_admin.existing(state, self._spec, "create_index()"),
+            spec,
+            self.distance_strategy,
+            self.collection_name,
+            name,
+            concurrently,
+            per_collection,
+            memory,
+        )
+
+    def create_metadata_index(
+        self,
+        field: str,
+        kind: IndexKind,
+        *,
+        name: str | None = None,
+        concurrently: bool = False,
+    ) -> str:
+        """Index a metadata field for range filters (``$gt``, ``$lte``, ``$between``, ``$like``).
+
+        The index is a btree on exactly the expression the filter compiler compares, so
+        ``filter={"year": {"$gte": 2020}}`` can use ``create_metadata_index("year",
+        "number")``. Equality filters (``$eq``, ``$in``, ``$contains``) need no such
+        index: the GIN index on ``metadata`` serves them.
+
+        Args:
+            field: The metadata field; ``"a.b"`` is the key ``b`` inside ``a``.
+            kind: ``"number"`` or ``"text"``: the type of the filter operands it serves.
+            name: The index name; by default ``<table>_meta_<field>_<kind>``.
+            concurrently: ``CREATE INDEX CONCURRENTLY`` (writes go on during the build).
+
+        Returns:
+            The index name.
+        """
+        plan = self._metadata_plan(self._ensure(), field, kind, name, concurrently)
+        if _index_admin.create(self._engines, self._write_access, plan, False):
+            self._refresh_statistics(mapped_tables(plan.spec), "table")
+        self._indexes_changed()
+        return plan.name
+
+    async def acreate_metadata_index(
+        self,
+        field: str,
+        kind: IndexKind,
+        *,
+        name: str | None = None,
+        concurrently: bool = False,
+    ) -> str:
+        """Async twin of :meth:`create_metadata_index`."""
+        plan = self._metadata_plan(await self._aensure(), field, kind, name, concurrently)
+        if await _index_admin.acreate(self._engines, self._write_access, plan, False):
+            await self._arefresh_statistics(mapped_tables(plan.spec), "table")
+        self._indexes_changed()
+        return plan.name
+
+    def _metadata_plan(
+        self, state: State | None, field: str, kind: IndexKind, name: str | None, concurrently: bool
+    ) -> _index_admin.Plan:
+        name = None if name is None else _index_specs.check_index_name(name)
+        state = _index_admin.existing(state, self._spec, "create_metadata_index()")
+        return _index_admin.metadata_plan(state, field, kind, name, concurrently)
+
+    def list_indexes(self) -> list[IndexInfo]:
+        """Every index on the embedding table: primary key, GIN, vector and expression indexes.
+
+        Returns:
+            One :class:`IndexInfo` per index, by name; empty when the table does not exist.
+        """
+        with begin(self._engines.sync, vectors=False, access=self._read_access) as conn:
+            return read_indexes(conn, self._spec)
+
+    async def alist_indexes(self) -> list[IndexInfo]:
+        """Async twin of :meth:`list_indexes`."""
+        async with abegin(self._engines.async_, vectors=False, access=self._read_access) as conn:
+            return await conn.run_sync(read_indexes, self._spec)
+
+    def drop_index(self, name: str, *, concurrently: bool = False) -> None:
+        """Drop an index of the embedding table; a name that does not exist is ignored.
+
+        Args:
+            name: The index name, as :meth:`create_index` returned it or
+                :meth:`list_indexes` shows it.
+            concurrently: ``DROP INDEX CONCURRENTLY``: does not block searches and writes.
+
+        Raises:
+            SchemaError: The name belongs to another table's index or relation, or to the
+                primary key.
+        """
+        name = _index_specs.check_index_name(name)
+        _index_admin.drop(self._engines, self._write_access, self._spec, name, concurrently)
+        self._indexes_changed()
+
+    async def adrop_index(self, name: str, *, concurrently: bool = False) -> None:
+        """Async twin of :meth:`drop_index`."""
+        name = _index_specs.check_index_name(name)
+        await _index_admin.adrop(self._engines, self._write_access, self._spec, name, concurrently)
+        self._indexes_changed()
+
+    def _indexes_changed(self) -> None:
+        """Read the indexes (and statistics) again before the next search plans, in
+        every store of this process on the table."""
+        self.refresh()
+        changed(self._table_key)
+
+    def _refresh_statistics(self, tables: Tables, scope: Literal["table", "planner"]) -> bool:
+        """``ANALYZE`` the embedding table (see :func:`_bootstrap.analyze`); whether it did.
+        A failure is logged, never raised: the call that asked for it has committed."""
+        try:
+            with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
+                analyze(conn, tables, scope)
+        except PGVecError as exc:
+            _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
+            return False
+        changed(self._table_key)  # every store of the table reads the new statistics
+        return True
+
+    async def _arefresh_statistics(
+        self, tables: Tables, scope: Literal["table", "planner"]
+    ) -> bool:
+        """Async twin of :meth:`_refresh_statistics`."""
+        try:
+            async with abegin(
+                self._engines.async_, vectors=False, access=self._write_access
+            ) as conn:
+                await conn.run_sync(analyze, tables, scope)
+        except PGVecError as exc:
+            _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
+            return False
+        changed(self._table_key)
+        return True
+
+    # ------------------------------------------------------------------ explain
+
+    def explain(
+        self,
+        query: str | Sequence[float],
+        k: int = 4,
+        filter: Filter | None = None,
+        *,
+        analyze: bool = False,
+        mmr: bool = False,
+        fetch_k: int = 20,
+        **search_kwargs: Any,
+    ) -> str:
+        """PostgreSQL's plan of the exact query a search would run.
+
+        The search statement is built as the search builds it, with the same per-query
+        settings (``hnsw.ef_search``, iterative scans, ...) applied in the same
+        transaction, and its parameters bound by the driver; only ``EXPLAIN`` is put in
+        front. Look for ``Index Scan using <index>`` (an index serves the search) or
+        ``Seq Scan`` (every row is read).
+
+        Args:
+            query: A text (embedded with the store's embeddings) or a vector.
+            k: The number of results of the search to explain.
+            filter: A metadata filter (FILTERS.md).
+            analyze: Run the query too (``EXPLAIN (ANALYZE, BUFFERS)``): actual times,
+                rows and buffers.
+            mmr: Explain the candidate query of max_marginal_relevance_search instead.
+            fetch_k: The MMR candidates fetched (with ``mmr``).
+            **search_kwargs: Per-call search settings, as the search methods take them
+                (``ef_search``, ``iterative_scan``, ...).
+
+        Returns:
+            The plan, one line per plan row.
+        """
+        self._explain_args(query, k, mmr, fetch_k)
+        vector = self._embeddings.embed_query(query) if isinstance(query, str) else query
+        state = self._ensure(len(vector))
+        steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
+        return _plan_text(self._run(steps))
+
+    async def aexplain(
+        self,
+        query: str | Sequence[float],
+        k: int = 4,
+        filter: Filter | None = None,
+        *,
+        analyze: bool = False,
+        mmr: bool = False,
+        fetch_k: int = 20,
+        **search_kwargs: Any,
+    ) -> str:
+        """Async twin of :meth:`explain`."""
+        self._explain_args(query, k, mmr, fetch_k)
+        vector = await self._embeddings.aembed_query(query) if isinstance(query, str) else query
+        state = await self._aensure(len(vector))
+        steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
+        return _plan_text(await self._arun(steps))
+
+    @staticmethod
+    def _explain_args(query: object, k: int, mmr: bool, fetch_k: int) -> None:
+        if not isinstance(query, str) and not hasattr(query, "__len__"):
+            raise InvalidInputError(
+                "query must be a string or a vector (a sequence of floats), got "
+                f"{type(query).__name__}"
+            )
+        check_int(k, "k", 1)
+        if mmr:
+            check_int(fetch_k, "fetch_k", 1)
+
+    def _explained(
+        self,
+        state: State | None,
+        vector: Sequence[float],
+        k: int,
+        filter: Filter | None,
+        mmr: bool,
+        fetch_k: int,
+        search_kwargs: dict[str, Any],
+        analyze: bool,
+    ) -> Steps:
+        """The steps of the search an explained call would run, its search explained."""
+        state = _index_admin.existing(state, self._spec, "explain()")
+        if state.collection_id is None:
+            raise SchemaError(
+                f"collection {self.collection_name!r} does not exist in table "
+                f"{state.tables.spec.qualified_embedding_table!r}, so a search runs no SQL; "
+                "add documents before explain()"
+            )
+        kwargs = dict(search_kwargs)
+        kwargs.pop("lambda_mult", None)
+        size = fetch_k if mmr else k
+        request = self._request(state, vector, size, filter, kwargs, with_vectors=mmr)
+        return self._planner.explain_steps(request, analyze=analyze)
+
+    def _warn_if_unindexed(self, state: State) -> None:
+        """Warn once per store when a large table has no index for its distance; no I/O."""
+        if self._unindexed_warned or state is self._advised:
+            return
+        self._advised = state
+        spec = state.tables.spec
+        advice = _index_specs.unindexed_advice(
+            table=spec.qualified_embedding_table,
+            approx_rows=state.approx_rows,
+            indexes=state.indexes,
+            strategy=self.distance_strategy,
+            vector_type=spec.vector_type,
+            collection_id=state.collection_id,
+        )
+        if advice is not None:
+            self._unindexed_warned = True
+            warnings.warn(advice, PerformanceWarning, stacklevel=_stacklevel())
+
     # ------------------------------------------------------------------ constructors
 
     @classmethod
@@ -1183,6 +1549,23 @@ class PGVecStore(IndexMethods, VectorStore):
         store = cls(embedding, **kwargs)
         texts = [text for text, _ in text_embeddings]
         store.add_embeddings(texts, [vector for _, vector in text_embeddings], metadatas, ids)
+        return store
+
+    @classmethod
+    async def afrom_embeddings(
+        cls,
+        text_embeddings: Sequence[tuple[str, Sequence[float]]],
+        embedding: Embeddings,
+        metadatas: list[dict[Any, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> PGVecStore:
+        """Async twin of :meth:`from_embeddings`."""
+        store = cls(embedding, **kwargs)
+        texts = [text for text, _ in text_embeddings]
+        vectors = [vector for _, vector in text_embeddings]
+        await store.aadd_embeddings(texts, vectors, metadatas, ids)
         return store
 
     def close(self) -> None:

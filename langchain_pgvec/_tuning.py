@@ -35,7 +35,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 
 from ._errors import InvalidInputError
-from ._input import check_int
+from ._validate import check_int
 
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 _ITERATIVE = ("off", "relaxed_order", "strict_order")

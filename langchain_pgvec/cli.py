@@ -31,14 +31,22 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from ._catalog import (
+    IndexInfo,
+    collections,
+    current_schema,
+    embedding_tables,
+    extension_version,
+    table_size,
+)
 from ._errors import PGVecError
-from ._indexes import HNSW, DistanceStrategy, IndexInfo, IVFFlat
+from ._index_specs import HNSW, IVFFlat
 from ._schema import (
     DEFAULT_COLLECTION_TABLE,
     DEFAULT_EMBEDDING_TABLE,
+    DistanceStrategy,
     Tables,
     TableSpec,
     mapped_tables,
@@ -49,29 +57,6 @@ from .embeddings import HashingEmbeddings
 __all__ = ["main"]
 
 _PREVIEW = 100
-_TABLES = text(
-    "SELECT c.relname AS name, t.typname AS vector_type, a.atttypmod AS dimension, "
-    "EXISTS (SELECT 1 FROM pg_attribute d WHERE d.attrelid = c.oid AND d.attname = 'document' "
-    "AND NOT d.attisdropped) AS langchain_postgres "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'embedding' "
-    "AND NOT a.attisdropped "
-    "JOIN pg_type t ON t.oid = a.atttypid "
-    "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relkind IN ('r', 'p') "
-    "AND t.typname IN ('vector', 'halfvec') "
-    "AND EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid "
-    "AND k.attname = 'collection_id' AND NOT k.attisdropped) "
-    "ORDER BY c.relname"
-)
-_TABLE_SIZE = text(
-    "SELECT pg_total_relation_size(c.oid) FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table"
-)
-_EXTENSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-_CURRENT_SCHEMA = text("SELECT current_schema()")
-
-
 _MODELS = {
     "openai": (
         "langchain_openai",
@@ -209,11 +194,9 @@ class _Table:
 
     def _read(self, store: PGVecStore, spec: TableSpec) -> None:
         with store.engine.connect() as conn:
-            self.schema: str = spec.schema or conn.execute(_CURRENT_SCHEMA).scalar_one()
-            self.extension: str | None = conn.execute(_EXTENSION).scalar()
-            self.all = (
-                conn.execute(_TABLES, {"schema": spec.schema}).all() if self.extension else []
-            )
+            self.schema: str = spec.schema or current_schema(conn)
+            self.extension: str | None = extension_version(conn)
+            self.all = embedding_tables(conn, spec.schema) if self.extension else []
         found = [row for row in self.all if row.name == spec.embedding_table]
         self.row = found[0] if found and not found[0].langchain_postgres else None
         self.spec = spec
@@ -272,17 +255,8 @@ def _shown_url(store: PGVecStore) -> str:
 
 
 def _collections(store: PGVecStore, tables: Tables) -> list[tuple[Any, str, int]]:
-    """(collection id, name, documents in this table) for every collection, by name."""
-    collection, embedding = tables.collection, tables.embedding
-    statement = (
-        select(collection.c.id, collection.c.name, func.count(embedding.c.id))
-        .select_from(collection)
-        .outerjoin(embedding, embedding.c.collection_id == collection.c.id)
-        .group_by(collection.c.id, collection.c.name)
-        .order_by(collection.c.name)
-    )
     with store.engine.connect() as conn:
-        return [(row[0], row[1], int(row[2])) for row in conn.execute(statement)]
+        return collections(conn, tables)
 
 
 def _require_collection(store: PGVecStore, tables: Tables, name: str) -> int:
@@ -332,33 +306,31 @@ def _info(args: argparse.Namespace) -> int:
     tables = table.require()
     store = _store(args, vector_type=table.vector_type)
     try:
-        collections = _collections(store, tables)
+        found = _collections(store, tables)
         with store.engine.connect() as conn:
-            size = conn.execute(
-                _TABLE_SIZE, {"schema": spec.schema, "table": spec.embedding_table}
-            ).scalar()
+            size = table_size(conn, spec)
         indexes = store.list_indexes()
     finally:
         store.close()
-    total = sum(count for *_, count in collections)
+    total = sum(count for *_, count in found)
     print(f"database:   {table.url}")
     print(f"pgvector:   {table.extension}")
     print(
         f"table:      {table.schema}.{spec.embedding_table}  {_vector(table.row)}, "
-        f"{total} documents, {_size(int(size or 0))}"
+        f"{total} documents, {_size(size)}"
     )
-    with_documents = [(name, count) for _, name, count in collections if count]
+    with_documents = [(name, count) for _, name, count in found if count]
     print(f"collections ({len(with_documents)}):")
     width = max((len(name) for name, _ in with_documents), default=10)
     for name, count in with_documents:
         print(f"  {name:<{width}}  {count:>10} documents")
-    empty = len(collections) - len(with_documents)
+    empty = len(found) - len(with_documents)
     if not with_documents:
         print("  (none)")
     if empty:
         print(f"  ({empty} more in {spec.collection_table!r} without documents in this table)")
     print(f"indexes ({len(indexes)}):")
-    _print_indexes(indexes, {cid: name for cid, name, _ in collections}, print)
+    _print_indexes(indexes, {cid: name for cid, name, _ in found}, print)
     others = [r for r in table.all if r.name != spec.embedding_table]
     if others:
         listed = ", ".join(

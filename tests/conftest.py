@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runner import Runner
+from support.twins import Runner
 
 
 @pytest.fixture(scope="session", autouse=True)

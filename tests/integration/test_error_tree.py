@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runner import Runner
 from sqlalchemy import Engine, make_url, text
+from support.twins import Runner
 
 from langchain_pgvec import (
     HNSW,
@@ -32,7 +32,7 @@ from langchain_pgvec import (
     SchemaError,
 )
 from langchain_pgvec._filters import MAX_DEPTH
-from langchain_pgvec._input import MAX_KEY_BYTES, MAX_ROWS
+from langchain_pgvec._validate import MAX_KEY_BYTES, MAX_ROWS
 
 DIM = 16
 
@@ -259,6 +259,7 @@ UNWALKED = {
     "from_embeddings",
     "from_texts",
     "list_indexes",
+    "refresh",
     "search",
     "similarity_search_with_score_by_vector",
 }

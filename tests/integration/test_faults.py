@@ -32,9 +32,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
+from support.twins import call
 
 from langchain_pgvec import ConnectionLostError, PGVecStore, QueryTimeoutError, embedded
-from langchain_pgvec._engine import check_alive
+from langchain_pgvec._driver import check_alive
 from langchain_pgvec.embeddings import HashingEmbeddings
 
 DIM = 8
@@ -137,12 +138,6 @@ def matrix(n: int, seed: int | str = 0) -> np.ndarray:
     if isinstance(seed, str):
         seed = zlib.crc32(seed.encode())
     return np.random.default_rng(seed).random((n, DIM), dtype=np.float32) + 0.01
-
-
-async def call(store: PGVecStore, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    if mode == "sync":
-        return getattr(store, name)(*args, **kwargs)
-    return await getattr(store, "a" + name)(*args, **kwargs)
 
 
 async def every_kind_of_call(store: PGVecStore, mode: str, tag: str) -> None:

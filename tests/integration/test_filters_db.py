@@ -1,6 +1,6 @@
 """The filter compiler against a real PostgreSQL: meaning (vs. the reference) and indexes.
 
-Every filter runs in the database and through ``tests/filter_reference.py``; the sets of
+Every filter runs in the database and through ``tests/support/filter_reference.py``; the sets of
 matching ids must be equal. The EXPLAIN tests check that the GIN ``jsonb_path_ops`` index
 serves equality-style operators and that expression indexes built from
 ``metadata_index_expression`` serve range operators.
@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from filter_reference import MISSING, lookup, matches
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as numbered_dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
+from support.filter_reference import MISSING, lookup, matches
 
 from langchain_pgvec._filters import compile_filter, metadata_index_expression, validate_filter
 

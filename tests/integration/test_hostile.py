@@ -27,6 +27,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from sqlalchemy import Engine, text
 from sqlalchemy.schema import DropSchema
+from support.twins import call
 
 from langchain_pgvec import HNSW, InvalidInputError, PGVecError, PGVecStore, SchemaError
 
@@ -121,12 +122,6 @@ def new_store(engine: Engine, embeddings: Embeddings | None = None, **kwargs: An
     kwargs.setdefault("embedding_table", EMB)
     kwargs.setdefault("collection_table", COL)
     return PGVecStore(embeddings or CountingEmbeddings(size=DIM), connection=engine, **kwargs)
-
-
-async def call(store: PGVecStore, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    if mode == "sync":
-        return getattr(store, name)(*args, **kwargs)
-    return await getattr(store, "a" + name)(*args, **kwargs)
 
 
 async def write(

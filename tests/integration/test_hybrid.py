@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
-from runner import Runner
+from support.twins import Runner
 
 from langchain_pgvec import PGVecError, PGVecStore, SchemaError
 

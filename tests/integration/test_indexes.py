@@ -15,18 +15,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-import runner
+import support.twins
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from runner import Runner
 from sqlalchemy import Engine, MetaData, Table, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import DropTable
+from support.twins import Runner
 
 from langchain_pgvec import (
     HNSW,
     DatabaseError,
     DistanceStrategy,
     FilterError,
+    IndexInfo,
     InvalidInputError,
     IVFFlat,
     PerformanceWarning,
@@ -34,7 +35,6 @@ from langchain_pgvec import (
     SchemaError,
     SearchSettings,
 )
-from langchain_pgvec._indexes import IndexInfo
 
 DIM = 8
 SMALL_HNSW = HNSW(m=8, ef_construction=32)  # builds fast; plenty for a few thousand rows
@@ -646,7 +646,7 @@ async def test_unindexed_large_table_warns_once_per_store(
     assert "about 51," in message and big_table["embedding_table"] in message
     assert "vector_cosine_ops" in message and "store.create_index(HNSW())" in message
     # points at the caller (the runner that called the store), not into the package
-    assert warning.filename == runner.__file__
+    assert warning.filename == support.twins.__file__
     # once per store: a second search is silent (filterwarnings=error would raise)
     await run(store, "similarity_search_by_vector", [1.0, 0.0], k=1)
     with pytest.warns(PerformanceWarning):  # another store warns for itself

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from runner import Runner
 from sqlalchemy import Engine, Index, MetaData, Table, make_url, select, text
 from sqlalchemy.schema import DropTable
+from support.twins import Runner
 
 from langchain_pgvec import HNSW, IVFFlat, PGVecStore, SearchSettings, TableSpec, mapped_tables
 

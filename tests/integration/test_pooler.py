@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from runner import Runner
 from sqlalchemy import Engine, create_engine, text
 from support.pgbouncer import PgBouncer, find_pgbouncer, start_pgbouncer
+from support.twins import Runner
 
 from langchain_pgvec import HNSW, DatabaseError, HashingEmbeddings, InvalidInputError, PGVecStore
-from langchain_pgvec._engine import POOLED, PREPARE_OFF, proxied
+from langchain_pgvec._driver import POOLED, PREPARE_OFF, proxied
 
 DIM = 32
 SEARCHES = 60  # per worker: well past psycopg's prepare threshold (5)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runner import Runner
 from sqlalchemy import Engine, create_engine, make_url, text
+from support.twins import Runner
 
 from langchain_pgvec import (
     HNSW,

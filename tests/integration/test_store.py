@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from runner import Runner
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from support.twins import Runner
 
 from langchain_pgvec import (
     DimensionMismatchError,

@@ -12,13 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 from langchain_pgvec import HNSW, DistanceStrategy, InvalidInputError, IVFFlat, PGVecStore
+from langchain_pgvec._bootstrap import State
+from langchain_pgvec._catalog import IndexInfo
 from langchain_pgvec._errors import FilterError, PerformanceWarning, SchemaError
 from langchain_pgvec._filters import compile_filter
-from langchain_pgvec._index_methods import _Bar
-from langchain_pgvec._indexes import (
-    MAX_NAME_BYTES,
+from langchain_pgvec._index_specs import (
     UNINDEXED_ROWS,
-    IndexInfo,
     Wanted,
     already_built,
     check_index_name,
@@ -27,7 +26,6 @@ from langchain_pgvec._indexes import (
     check_spec,
     create_statement,
     drop_statement,
-    fit_name,
     metadata_index,
     metadata_index_name,
     progress_of,
@@ -35,8 +33,8 @@ from langchain_pgvec._indexes import (
     vector_index,
     vector_index_name,
 )
-from langchain_pgvec._schema import TableSpec, mapped_tables
-from langchain_pgvec._setup import State
+from langchain_pgvec._progress import BuildBar as _Bar
+from langchain_pgvec._schema import MAX_NAME_BYTES, TableSpec, fit_name, mapped_tables
 from langchain_pgvec._sql import Explain
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]

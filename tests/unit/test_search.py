@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from langchain_pgvec import _search
-from langchain_pgvec._engine import Step
-from langchain_pgvec._indexes import DistanceStrategy, IndexInfo
-from langchain_pgvec._schema import TableSpec, mapped_tables
+from langchain_pgvec._bootstrap import State
+from langchain_pgvec._catalog import IndexInfo
+from langchain_pgvec._driver import Step
+from langchain_pgvec._schema import DistanceStrategy, TableSpec, mapped_tables
 from langchain_pgvec._search import Cache, Facts, Planner, make_plan, route
-from langchain_pgvec._setup import State
 from langchain_pgvec._tuning import SearchSettings, default_probes
 
 DIM = 4

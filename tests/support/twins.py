@@ -1,4 +1,5 @@
-"""Run one test body against a store's sync methods and, again, its async twins."""
+"""Run one test body against a store's sync methods and, again, its async twins: the one
+twin runner of the tests (the ``run`` fixture, and :func:`call`)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,8 @@ class Runner:
             return getattr(obj, method)(*args, **kwargs)
         result = getattr(obj, "a" + method)(*args, **kwargs)
         return await result if inspect.isawaitable(result) else result
+
+
+async def call(obj: Any, mode: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
+    """``obj.<method>(...)`` in ``"sync"`` mode, ``await obj.a<method>(...)`` in ``"async"``."""
+    return await Runner(mode)(obj, method, *args, **kwargs)

@@ -1,4 +1,5 @@
-"""Bringing the database to the store's schema: extension, tables, collection row.
+"""Bringing a database to the store's schema: extension, tables, collection row; what
+the store then knows of it (its State), and when to read that again.
 
 ``ensure`` is written once against a sync ``Connection``; the async store runs the
 same function through ``AsyncConnection.run_sync`` (SQLAlchemy's greenlet bridge, no
@@ -18,20 +19,21 @@ from sqlalchemy import URL, Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateSchema
 
-from . import _sql, _tuning
-from ._errors import DimensionMismatchError, ExtensionError, SchemaError
-from ._indexes import LIST_INDEXES, RELATION, TABLE_ROWS, IndexInfo, relation_problem
-from ._schema import TSV_COLUMN, AddColumn, Tables, TableSpec, mapped_tables
-
-_EXTENSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-_VECTOR_COLUMN = text(
-    "SELECT t.typname, a.atttypmod FROM pg_attribute a "
-    "JOIN pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_type t ON t.oid = a.atttypid "
-    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
-    "AND a.attname = 'embedding' AND NOT a.attisdropped"
+from . import _sql
+from ._catalog import (
+    IndexInfo,
+    approx_rows,
+    extension_version,
+    has_column,
+    may_analyze,
+    owns,
+    read_indexes,
+    read_settings,
+    schema_exists,
+    vector_column,
 )
+from ._errors import DimensionMismatchError, ExtensionError, SchemaError
+from ._schema import TSV_COLUMN, AddColumn, Tables, TableSpec, mapped_tables
 
 
 @dataclass(frozen=True)
@@ -81,73 +83,9 @@ def changed(key: TableKey) -> None:
         _EPOCHS[key] = _EPOCHS.get(key, 0) + 1
 
 
-_SETTINGS = text(
-    "SELECT name, current_setting(name, true) FROM unnest(CAST(:names AS text[])) AS name"
-)
-
-
-def read_settings(conn: Connection) -> tuple[tuple[str, str], ...]:
-    """The server's values of the search settings the store may change (None: default)."""
-    rows = conn.execute(_SETTINGS, {"names": list(_tuning.PGVECTOR_DEFAULTS)})
-    return tuple((name, value) for name, value in rows if value is not None)
-
-
-def _table_params(spec: TableSpec) -> dict[str, Any]:
-    return {"table": spec.embedding_table, "schema": spec.schema}
-
-
-def read_indexes(conn: Connection, spec: TableSpec) -> list[IndexInfo]:
-    """Every index on the embedding table (none when the table does not exist)."""
-    return [IndexInfo.from_row(row) for row in conn.execute(LIST_INDEXES, _table_params(spec))]
-
-
-def approx_rows(conn: Connection, spec: TableSpec) -> int:
-    """The planner's row estimate of the embedding table; 0 before its first ANALYZE."""
-    rows = conn.execute(TABLE_ROWS, _table_params(spec)).scalar()
-    return max(0, int(rows or 0))
-
-
-_MAY_ANALYZE = text(
-    "SELECT pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE') "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_database d ON d.datname = current_database() "
-    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
-)
-# PostgreSQL 17 grants ANALYZE with the MAINTAIN privilege (the owner has it)
-_MAY_MAINTAIN = text(
-    "SELECT has_table_privilege(c.oid, 'MAINTAIN') OR pg_has_role(d.datdba, 'USAGE') "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_database d ON d.datname = current_database() "
-    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
-)
-
-
-def may_analyze(conn: Connection, spec: TableSpec) -> bool:
-    """Whether this role may ANALYZE the embedding table (its owner, the database's
-    owner, a superuser, or on PostgreSQL 17 a holder of MAINTAIN)."""
-    version = conn.dialect.server_version_info or (0,)
-    query = _MAY_MAINTAIN if version >= (17,) else _MAY_ANALYZE
-    return bool(conn.execute(query, _table_params(spec)).scalar())
-
-
 def analyze(conn: Connection, tables: Tables, scope: Literal["table", "planner"]) -> None:
     """Bring the embedding table's statistics up to date (see :func:`_sql.analyze`)."""
     conn.execute(_sql.analyze(tables, scope))
-
-
-def find_index(conn: Connection, spec: TableSpec, name: str) -> IndexInfo | None:
-    """The index called ``name`` on the embedding table; None when no relation has the name.
-
-    Raises:
-        SchemaError: The name belongs to another relation of the schema.
-    """
-    row = conn.execute(RELATION, {"name": name, "schema": spec.schema}).first()
-    problem = relation_problem(name, spec.embedding_table, row)
-    if problem is not None:
-        raise problem
-    if row is None:
-        return None
-    return next((i for i in read_indexes(conn, spec) if i.name == name), None)
 
 
 def dimension_error(
@@ -192,24 +130,6 @@ def drop_collection(conn: Connection, tables: Tables, name: str) -> int:
     return int(removed)
 
 
-#: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
-_SCHEMA = text("SELECT 1 FROM pg_namespace WHERE nspname = :schema")
-
-_HAS_COLUMN = text(
-    "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
-    "AND a.attname = :column AND NOT a.attisdropped"
-)
-
-
-_OWNS = text(
-    "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
-)
-
-
 def _ensure_full_text(conn: Connection, tables: Tables) -> bool:
     """Add the generated tsvector column and its GIN index to an existing table, when
     this role owns it; whether the table has the column now.
@@ -220,10 +140,9 @@ def _ensure_full_text(conn: Connection, tables: Tables) -> bool:
     can add the column.
     """
     spec = tables.spec
-    params = {"table": spec.embedding_table, "schema": spec.schema, "column": TSV_COLUMN}
-    if conn.execute(_HAS_COLUMN, params).first() is not None:
+    if has_column(conn, spec, TSV_COLUMN):
         return True
-    if not conn.execute(_OWNS, params).scalar():
+    if not owns(conn, spec):
         return False
     conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table))))
     table = tables.embedding
@@ -278,23 +197,22 @@ def _missing_extension(conn: Connection, cause: str) -> ExtensionError:
 def _ensure_extension(conn: Connection, create: bool, allowed: bool = True) -> str | None:
     """pgvector's version in this database; with ``create``, created when missing
     (unless not ``allowed``: then a missing extension is an ExtensionError)."""
-    version = conn.execute(_EXTENSION).scalar()
+    version = extension_version(conn)
     if version is not None or not create:
         return version
     if not allowed:
         raise _missing_extension(conn, "the store was made with create_extension=False")
     # concurrent first calls on a fresh database: one creates, the others wait and see it
     conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("langchain_pgvec.extension"))))
-    version = conn.execute(_EXTENSION).scalar()
+    version = extension_version(conn)
     if version is not None:
-        return str(version)
+        return version
     try:
         with conn.begin_nested():
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
     except DBAPIError as exc:
         raise _missing_extension(conn, f"creating it failed: {exc.orig}") from exc
-    version = conn.execute(_EXTENSION).scalar()
-    return str(version)
+    return extension_version(conn)
 
 
 def ensure(
@@ -332,9 +250,7 @@ def ensure(
         return None
     if spec.vector_type == "halfvec":
         require("halfvec", version, "or store vector_type='vector'")
-    row = conn.execute(
-        _VECTOR_COLUMN, {"table": spec.embedding_table, "schema": spec.schema}
-    ).first()
+    row = vector_column(conn, spec)
     full_text = spec.text_search_config is not None
     if row is None:
         dim = spec.dimension or dimension
@@ -349,7 +265,7 @@ def ensure(
         conn.execute(
             select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table)))
         )
-        if spec.schema and not conn.execute(_SCHEMA, {"schema": spec.schema}).first():
+        if spec.schema and not schema_exists(conn, spec.schema):
             conn.execute(CreateSchema(spec.schema, if_not_exists=True))
         tables.metadata.create_all(conn, checkfirst=True)
     else:

@@ -1,114 +1,28 @@
-"""Distance strategies, vector and metadata index specifications, and index catalog facts.
+"""Vector and metadata index specifications, their names, checks and DDL; pure.
 
-A :class:`DistanceStrategy` member carries everything that must agree between a
-query and an index: the SQL operator, the comparator on the column type, the index
-operator class (per vector type) and the mapping of a distance to a relevance score.
-Index specs are small frozen dataclasses that render to ``sqlalchemy.Index``.
-
-Everything here is pure: statements (``CREATE INDEX``, ``DROP INDEX``, catalog
-queries), names, checks and messages. ``_index_methods`` runs them.
+Index specs are small frozen dataclasses that render to ``sqlalchemy.Index``, with
+the operator class the store's :class:`~._schema.DistanceStrategy` needs. Everything
+here is pure: statements (``CREATE INDEX``, ``DROP INDEX``), names, checks and
+messages. ``_index_admin`` runs them.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import Column, Float, Index, MetaData, Select, Table, func, select, text
+from sqlalchemy import Column, Index, MetaData, Select, Table, func, select, text
 from sqlalchemy.schema import CreateIndex, DropIndex
-from sqlalchemy.sql.elements import ColumnElement
 
+from ._catalog import IndexInfo
 from ._errors import InvalidInputError, SchemaError
 from ._filters import IndexKind, metadata_index_expression
-from ._input import check_int
-
-VectorType = Literal["vector", "halfvec"]
-
-
-def _cosine_relevance(distance: float) -> float:
-    # cosine distance lies in [0, 2] for any pair of vectors
-    return max(0.0, min(1.0, 1.0 - distance / 2.0))
-
-
-def _euclidean_relevance(distance: float) -> float:
-    # any euclidean distance in [0, inf) maps into (0, 1], monotonically
-    return 1.0 / (1.0 + distance)
-
-
-def _inner_product_relevance(distance: float) -> float:
-    # pgvector's <#> is the *negative* inner product; for normalised vectors the
-    # inner product lies in [-1, 1]; clamp what falls outside
-    return max(0.0, min(1.0, (1.0 - distance) / 2.0))
-
-
-class DistanceStrategy(str, enum.Enum):
-    """How similarity is measured; each member knows its SQL and its index opclass.
-
-    Scores returned by ``similarity_search_with_score`` are distances, lower is
-    closer: cosine distance, euclidean distance, or the negative inner product.
-    """
-
-    COSINE = "cosine"
-    EUCLIDEAN = "euclidean"
-    INNER_PRODUCT = "inner_product"
-
-    @property
-    def operator(self) -> str:
-        """The pgvector operator, e.g. ``<=>``."""
-        return _OPERATORS[self]
-
-    def distance(self, column: Any, query: Any) -> ColumnElement[float]:
-        """The distance expression between a vector column and a query vector."""
-        method = {
-            DistanceStrategy.COSINE: "cosine_distance",
-            DistanceStrategy.EUCLIDEAN: "l2_distance",
-            DistanceStrategy.INNER_PRODUCT: "max_inner_product",
-        }[self]
-        expression: ColumnElement[float] = getattr(column, method)(query)
-        return expression
-
-    def function(self, column: Any, query: Any, vector_type: VectorType = "vector") -> Any:
-        """The same distance as a function call (``cosine_distance(a, b)``, ...): equal
-        to the operator's, but no index serves an ORDER BY of it, which is how the
-        exact route ranks rows while a vector index exists."""
-        name = {
-            DistanceStrategy.COSINE: "cosine_distance",
-            DistanceStrategy.EUCLIDEAN: "l2_distance",
-            DistanceStrategy.INNER_PRODUCT: f"{vector_type}_negative_inner_product",
-        }[self]
-        return getattr(func, name)(column, query, type_=Float())
-
-    def opclass(self, vector_type: VectorType = "vector") -> str:
-        """The index operator class that serves this distance, e.g. ``vector_cosine_ops``."""
-        return f"{vector_type}_{_OPCLASS_SUFFIX[self]}"
-
-    @property
-    def relevance(self) -> Callable[[float], float]:
-        """Map a distance to a relevance score in [0, 1], higher is closer."""
-        return _RELEVANCE[self]
-
-
-_OPERATORS: Mapping[DistanceStrategy, str] = {
-    DistanceStrategy.COSINE: "<=>",
-    DistanceStrategy.EUCLIDEAN: "<->",
-    DistanceStrategy.INNER_PRODUCT: "<#>",
-}
-_OPCLASS_SUFFIX: Mapping[DistanceStrategy, str] = {
-    DistanceStrategy.COSINE: "cosine_ops",
-    DistanceStrategy.EUCLIDEAN: "l2_ops",
-    DistanceStrategy.INNER_PRODUCT: "ip_ops",
-}
-_RELEVANCE: Mapping[DistanceStrategy, Callable[[float], float]] = {
-    DistanceStrategy.COSINE: _cosine_relevance,
-    DistanceStrategy.EUCLIDEAN: _euclidean_relevance,
-    DistanceStrategy.INNER_PRODUCT: _inner_product_relevance,
-}
+from ._schema import MAX_NAME_BYTES, DistanceStrategy, VectorType, _digest, fit_name
+from ._validate import check_int
 
 
 @dataclass(frozen=True)
@@ -176,9 +90,6 @@ IndexSpec = HNSW | IVFFlat
 INDEXABLE_DIMENSIONS: Mapping[str, int] = {"vector": 2000, "halfvec": 4000}
 """The most dimensions pgvector's HNSW and IVFFlat indexes take, per vector type."""
 
-MAX_NAME_BYTES = 63
-"""PostgreSQL truncates longer identifiers (NAMEDATALEN - 1)."""
-
 UNINDEXED_ROWS = 50_000
 """Above this many rows (``pg_class.reltuples``) a search without a vector index warns."""
 
@@ -188,24 +99,6 @@ _DISTANCE_TAG: Mapping[DistanceStrategy, str] = {
     DistanceStrategy.EUCLIDEAN: "l2",
     DistanceStrategy.INNER_PRODUCT: "ip",
 }
-_PARTIAL_COLLECTION = re.compile(
-    r"^\(*collection_id = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'"
-    r"::uuid\)*$"
-)
-
-
-def _digest(value: str) -> str:
-    return hashlib.blake2s(value.encode(), digest_size=4).hexdigest()
-
-
-def fit_name(name: str) -> str:
-    """``name`` cut to PostgreSQL's 63 bytes, kept distinct by a short hash of the whole."""
-    raw = name.encode()
-    if len(raw) <= MAX_NAME_BYTES:
-        return name
-    digest = _digest(name)
-    head = raw[: MAX_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
-    return f"{head}_{digest}"
 
 
 def vector_index_name(
@@ -387,132 +280,6 @@ RESET_MEMORY = text("RESET maintenance_work_mem")
 BACKEND_PID = select(func.pg_backend_pid())
 
 
-# --------------------------------------------------------------------------- the catalog
-
-_TABLE_WHERE = "t.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
-
-LIST_INDEXES = text(
-    "SELECT i.relname AS name, am.amname AS method, "
-    "ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
-    "      FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS columns, "
-    "(SELECT o.opcname FROM pg_opclass o WHERE o.oid = x.indclass[0]) AS opclass, "
-    "pg_relation_size(i.oid) AS size_bytes, "
-    "pg_get_indexdef(x.indexrelid) AS definition, "
-    "pg_get_expr(x.indpred, x.indrelid) AS predicate, "
-    "x.indexprs IS NOT NULL AS expression, "
-    "x.indisunique AS is_unique, x.indisprimary AS is_primary, x.indisvalid AS valid, "
-    "coalesce(i.reloptions, '{}') AS options "
-    "FROM pg_index x "
-    "JOIN pg_class i ON i.oid = x.indexrelid "
-    "JOIN pg_class t ON t.oid = x.indrelid "
-    "JOIN pg_namespace n ON n.oid = t.relnamespace "
-    "JOIN pg_am am ON am.oid = i.relam "
-    "WHERE " + _TABLE_WHERE + " ORDER BY i.relname"
-)
-"""Every index on the table ``:table`` in ``:schema`` (None: the current schema)."""
-
-TABLE_ROWS = text(
-    "SELECT t.reltuples FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace "
-    "WHERE " + _TABLE_WHERE
-)
-"""The planner's row estimate of the table (-1 before its first VACUUM or ANALYZE)."""
-
-RELATION = text(
-    "SELECT c.relkind AS kind, t.relname AS table_name FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "LEFT JOIN pg_index x ON x.indexrelid = c.oid "
-    "LEFT JOIN pg_class t ON t.oid = x.indrelid "
-    "WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema())"
-)
-"""The relation called ``:name`` in ``:schema`` and, for an index, its table."""
-
-PROGRESS = text(
-    "SELECT phase, blocks_total, blocks_done, tuples_total, tuples_done "
-    "FROM pg_stat_progress_create_index WHERE pid = :pid"
-)
-"""The progress of the index build running in backend ``:pid``."""
-
-
-@dataclass(frozen=True)
-class IndexInfo:
-    """One index on the embedding table, as ``PGVecStore.list_indexes()`` reports it.
-
-    Attributes:
-        name: The index name.
-        method: The access method: ``hnsw``, ``ivfflat``, ``btree``, ``gin``, ...
-        columns: The key columns; an expression key appears as its SQL text.
-        opclass: The operator class of the first key column, e.g. ``vector_cosine_ops``.
-        size_bytes: The size on disk.
-        definition: The ``CREATE INDEX`` statement, as PostgreSQL prints it.
-        partial: Whether the index has a ``WHERE`` predicate.
-        predicate: That predicate's SQL, or None.
-        expression: Whether a key is an expression rather than a column.
-        unique: Whether the index enforces uniqueness.
-        primary: Whether it is the primary key.
-        valid: False for the leftover of a failed ``CREATE INDEX CONCURRENTLY``, which
-            queries never use; drop it and build it again.
-        options: The storage parameters, e.g. ``("m=16", "ef_construction=64")``.
-    """
-
-    name: str
-    method: str
-    columns: tuple[str, ...]
-    opclass: str | None
-    size_bytes: int
-    definition: str
-    partial: bool
-    predicate: str | None = None
-    expression: bool = False
-    unique: bool = False
-    primary: bool = False
-    valid: bool = True
-    options: tuple[str, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Any) -> IndexInfo:
-        """Build from a row of :data:`LIST_INDEXES`."""
-        return cls(
-            name=row.name,
-            method=row.method,
-            columns=tuple(row.columns),
-            opclass=row.opclass,
-            size_bytes=int(row.size_bytes),
-            definition=row.definition,
-            partial=row.predicate is not None,
-            predicate=row.predicate,
-            expression=bool(row.expression),
-            unique=bool(row.is_unique),
-            primary=bool(row.is_primary),
-            valid=bool(row.valid),
-            options=tuple(row.options),
-        )
-
-    @property
-    def is_vector(self) -> bool:
-        """Whether this is a pgvector index (HNSW or IVFFlat)."""
-        return self.method in ("hnsw", "ivfflat")
-
-    @property
-    def collection_id(self) -> uuid.UUID | None:
-        """The collection of a per-collection partial index, else None."""
-        match = _PARTIAL_COLLECTION.match(self.predicate or "")
-        return uuid.UUID(match.group(1)) if match else None
-
-    @property
-    def parameters(self) -> dict[str, str]:
-        """The storage parameters as a dict, e.g. ``{"m": "16", "ef_construction": "64"}``."""
-        return dict(option.split("=", 1) for option in self.options if "=" in option)
-
-    def serves(self, opclass: str, collection_id: uuid.UUID | None) -> bool:
-        """Whether searches of ``collection_id`` with this opclass's operator can use it."""
-        return (
-            self.is_vector
-            and self.valid
-            and self.opclass == opclass
-            and (not self.partial or self.collection_id == collection_id)
-        )
-
-
 @dataclass(frozen=True)
 class Wanted:
     """What an index about to be created must look like, to compare with one that exists."""
@@ -521,17 +288,6 @@ class Wanted:
     opclass: str | None = None
     options: Mapping[str, int] | None = None
     collection_id: uuid.UUID | None = None
-
-
-def relation_problem(name: str, table: str, row: Any) -> SchemaError | None:
-    """The error for a name taken by something other than an index on ``table``."""
-    if row is None or (row.kind == "i" and row.table_name == table):
-        return None
-    what = f"an index on table {row.table_name!r}" if row.kind == "i" else "another relation"
-    return SchemaError(
-        f"the name {name!r} belongs to {what}, not to an index on table {table!r}; "
-        "pass another name=..."
-    )
 
 
 def already_built(existing: IndexInfo | None, wanted: Wanted, table: str) -> bool:

@@ -1,4 +1,5 @@
-"""Checking what the user asks to store, before anything reaches the database.
+"""Checking what the user asks to store or search with, before anything reaches the
+database: texts, ids, metadata, vectors, integers, strings.
 
 ``prepare`` turns texts, vectors, metadata and ids into a :class:`Batch` or raises
 ``InvalidInputError`` naming the offending position and the fix. It never mutates
@@ -134,8 +135,20 @@ def as_vector(vector: Any, dimension: int | None) -> np.ndarray:
     return contiguous
 
 
+def plain(value: str) -> bool:
+    """Whether ``value`` is certainly storable, checked fast: ASCII without NUL (the
+    common case); any other string gets :func:`unstorable`'s full check."""
+    return value.isascii() and "\x00" not in value
+
+
 def unstorable(value: str) -> str | None:
-    """Why PostgreSQL cannot store the string ``value``, or None when it can."""
+    """Why PostgreSQL cannot store the string ``value``, or None when it can.
+
+    The one check of strings (texts, ids, names, metadata keys and values, filter
+    operands); :func:`plain` is its fast path.
+    """
+    if plain(value):
+        return None
     if "\x00" in value:
         return "a NUL character (\\x00), which PostgreSQL cannot store"
     if not value.isascii():
@@ -207,10 +220,10 @@ def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
         )
     for key, value in metadata.items():
         kind = type(value)
-        if type(key) is not str or "\x00" in key or not key.isascii():
+        if type(key) is not str or not plain(key):
             break
         if kind is str:
-            if "\x00" in value or not value.isascii():
+            if not plain(value):
                 break
         elif kind is float:
             if not math.isfinite(value):

@@ -1,0 +1,334 @@
+"""Every read of PostgreSQL's catalogs: indexes, row estimates, settings, privileges.
+
+The statements are text over ``pg_catalog`` (and ``pg_stat_progress_create_index``);
+the functions run them on a sync ``Connection``, which the async store drives through
+``AsyncConnection.run_sync``. :class:`IndexInfo` is what ``list_indexes()`` returns.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+
+from . import _tuning
+from ._errors import SchemaError
+from ._schema import Tables, TableSpec
+
+_PARTIAL_COLLECTION = re.compile(
+    r"^\(*collection_id = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'"
+    r"::uuid\)*$"
+)
+
+_TABLE_WHERE = "t.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+
+LIST_INDEXES = text(
+    "SELECT i.relname AS name, am.amname AS method, "
+    "ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
+    "      FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS columns, "
+    "(SELECT o.opcname FROM pg_opclass o WHERE o.oid = x.indclass[0]) AS opclass, "
+    "pg_relation_size(i.oid) AS size_bytes, "
+    "pg_get_indexdef(x.indexrelid) AS definition, "
+    "pg_get_expr(x.indpred, x.indrelid) AS predicate, "
+    "x.indexprs IS NOT NULL AS expression, "
+    "x.indisunique AS is_unique, x.indisprimary AS is_primary, x.indisvalid AS valid, "
+    "coalesce(i.reloptions, '{}') AS options "
+    "FROM pg_index x "
+    "JOIN pg_class i ON i.oid = x.indexrelid "
+    "JOIN pg_class t ON t.oid = x.indrelid "
+    "JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "JOIN pg_am am ON am.oid = i.relam "
+    "WHERE " + _TABLE_WHERE + " ORDER BY i.relname"
+)
+"""Every index on the table ``:table`` in ``:schema`` (None: the current schema)."""
+
+TABLE_ROWS = text(
+    "SELECT t.reltuples FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "WHERE " + _TABLE_WHERE
+)
+"""The planner's row estimate of the table (-1 before its first VACUUM or ANALYZE)."""
+
+RELATION = text(
+    "SELECT c.relkind AS kind, t.relname AS table_name FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_index x ON x.indexrelid = c.oid "
+    "LEFT JOIN pg_class t ON t.oid = x.indrelid "
+    "WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema())"
+)
+"""The relation called ``:name`` in ``:schema`` and, for an index, its table."""
+
+PROGRESS = text(
+    "SELECT phase, blocks_total, blocks_done, tuples_total, tuples_done "
+    "FROM pg_stat_progress_create_index WHERE pid = :pid"
+)
+"""The progress of the index build running in backend ``:pid``."""
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """One index on the embedding table, as ``PGVecStore.list_indexes()`` reports it.
+
+    Attributes:
+        name: The index name.
+        method: The access method: ``hnsw``, ``ivfflat``, ``btree``, ``gin``, ...
+        columns: The key columns; an expression key appears as its SQL text.
+        opclass: The operator class of the first key column, e.g. ``vector_cosine_ops``.
+        size_bytes: The size on disk.
+        definition: The ``CREATE INDEX`` statement, as PostgreSQL prints it.
+        partial: Whether the index has a ``WHERE`` predicate.
+        predicate: That predicate's SQL, or None.
+        expression: Whether a key is an expression rather than a column.
+        unique: Whether the index enforces uniqueness.
+        primary: Whether it is the primary key.
+        valid: False for the leftover of a failed ``CREATE INDEX CONCURRENTLY``, which
+            queries never use; drop it and build it again.
+        options: The storage parameters, e.g. ``("m=16", "ef_construction=64")``.
+    """
+
+    name: str
+    method: str
+    columns: tuple[str, ...]
+    opclass: str | None
+    size_bytes: int
+    definition: str
+    partial: bool
+    predicate: str | None = None
+    expression: bool = False
+    unique: bool = False
+    primary: bool = False
+    valid: bool = True
+    options: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Any) -> IndexInfo:
+        """Build from a row of :data:`LIST_INDEXES`."""
+        return cls(
+            name=row.name,
+            method=row.method,
+            columns=tuple(row.columns),
+            opclass=row.opclass,
+            size_bytes=int(row.size_bytes),
+            definition=row.definition,
+            partial=row.predicate is not None,
+            predicate=row.predicate,
+            expression=bool(row.expression),
+            unique=bool(row.is_unique),
+            primary=bool(row.is_primary),
+            valid=bool(row.valid),
+            options=tuple(row.options),
+        )
+
+    @property
+    def is_vector(self) -> bool:
+        """Whether this is a pgvector index (HNSW or IVFFlat)."""
+        return self.method in ("hnsw", "ivfflat")
+
+    @property
+    def collection_id(self) -> uuid.UUID | None:
+        """The collection of a per-collection partial index, else None."""
+        match = _PARTIAL_COLLECTION.match(self.predicate or "")
+        return uuid.UUID(match.group(1)) if match else None
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """The storage parameters as a dict, e.g. ``{"m": "16", "ef_construction": "64"}``."""
+        return dict(option.split("=", 1) for option in self.options if "=" in option)
+
+    def serves(self, opclass: str, collection_id: uuid.UUID | None) -> bool:
+        """Whether searches of ``collection_id`` with this opclass's operator can use it."""
+        return (
+            self.is_vector
+            and self.valid
+            and self.opclass == opclass
+            and (not self.partial or self.collection_id == collection_id)
+        )
+
+
+def relation_problem(name: str, table: str, row: Any) -> SchemaError | None:
+    """The error for a name taken by something other than an index on ``table``."""
+    if row is None or (row.kind == "i" and row.table_name == table):
+        return None
+    what = f"an index on table {row.table_name!r}" if row.kind == "i" else "another relation"
+    return SchemaError(
+        f"the name {name!r} belongs to {what}, not to an index on table {table!r}; "
+        "pass another name=..."
+    )
+
+
+_EXTENSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+_VECTOR_COLUMN = text(
+    "SELECT t.typname, a.atttypmod FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
+    "AND a.attname = 'embedding' AND NOT a.attisdropped"
+)
+
+
+def extension_version(conn: Connection) -> str | None:
+    """pgvector's version in this database; None when the extension is not installed."""
+    version = conn.execute(_EXTENSION).scalar()
+    return None if version is None else str(version)
+
+
+def vector_column(conn: Connection, spec: TableSpec) -> tuple[str, int] | None:
+    """The embedding column's type name and typmod (its dimension, or -1); None when the
+    table (or the column) does not exist."""
+    row = conn.execute(_VECTOR_COLUMN, _table_params(spec)).first()
+    return None if row is None else (str(row[0]), int(row[1]))
+
+
+_SETTINGS = text(
+    "SELECT name, current_setting(name, true) FROM unnest(CAST(:names AS text[])) AS name"
+)
+
+
+def read_settings(conn: Connection) -> tuple[tuple[str, str], ...]:
+    """The server's values of the search settings the store may change (None: default)."""
+    rows = conn.execute(_SETTINGS, {"names": list(_tuning.PGVECTOR_DEFAULTS)})
+    return tuple((name, value) for name, value in rows if value is not None)
+
+
+def _table_params(spec: TableSpec) -> dict[str, Any]:
+    return {"table": spec.embedding_table, "schema": spec.schema}
+
+
+def read_indexes(conn: Connection, spec: TableSpec) -> list[IndexInfo]:
+    """Every index on the embedding table (none when the table does not exist)."""
+    return [IndexInfo.from_row(row) for row in conn.execute(LIST_INDEXES, _table_params(spec))]
+
+
+def approx_rows(conn: Connection, spec: TableSpec) -> int:
+    """The planner's row estimate of the embedding table; 0 before its first ANALYZE."""
+    rows = conn.execute(TABLE_ROWS, _table_params(spec)).scalar()
+    return max(0, int(rows or 0))
+
+
+_MAY_ANALYZE = text(
+    "SELECT pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_database d ON d.datname = current_database() "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+)
+# PostgreSQL 17 grants ANALYZE with the MAINTAIN privilege (the owner has it)
+_MAY_MAINTAIN = text(
+    "SELECT has_table_privilege(c.oid, 'MAINTAIN') OR pg_has_role(d.datdba, 'USAGE') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_database d ON d.datname = current_database() "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+)
+
+
+def may_analyze(conn: Connection, spec: TableSpec) -> bool:
+    """Whether this role may ANALYZE the embedding table (its owner, the database's
+    owner, a superuser, or on PostgreSQL 17 a holder of MAINTAIN)."""
+    version = conn.dialect.server_version_info or (0,)
+    query = _MAY_MAINTAIN if version >= (17,) else _MAY_ANALYZE
+    return bool(conn.execute(query, _table_params(spec)).scalar())
+
+
+def find_index(conn: Connection, spec: TableSpec, name: str) -> IndexInfo | None:
+    """The index called ``name`` on the embedding table; None when no relation has the name.
+
+    Raises:
+        SchemaError: The name belongs to another relation of the schema.
+    """
+    row = conn.execute(RELATION, {"name": name, "schema": spec.schema}).first()
+    problem = relation_problem(name, spec.embedding_table, row)
+    if problem is not None:
+        raise problem
+    if row is None:
+        return None
+    return next((i for i in read_indexes(conn, spec) if i.name == name), None)
+
+
+#: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+_SCHEMA = text("SELECT 1 FROM pg_namespace WHERE nspname = :schema")
+
+_HAS_COLUMN = text(
+    "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
+    "AND a.attname = :column AND NOT a.attisdropped"
+)
+
+
+_OWNS = text(
+    "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema())"
+)
+
+
+def schema_exists(conn: Connection, schema: str) -> bool:
+    """Whether the schema exists."""
+    return conn.execute(_SCHEMA, {"schema": schema}).first() is not None
+
+
+def has_column(conn: Connection, spec: TableSpec, column: str) -> bool:
+    """Whether the embedding table has ``column``."""
+    params = {**_table_params(spec), "column": column}
+    return conn.execute(_HAS_COLUMN, params).first() is not None
+
+
+def owns(conn: Connection, spec: TableSpec) -> bool:
+    """Whether this role owns the embedding table (or is a member of its owner)."""
+    return bool(conn.execute(_OWNS, _table_params(spec)).scalar())
+
+
+# --------------------------------------------------------------------------- inspection
+
+_EMBEDDING_TABLES = text(
+    "SELECT c.relname AS name, t.typname AS vector_type, a.atttypmod AS dimension, "
+    "EXISTS (SELECT 1 FROM pg_attribute d WHERE d.attrelid = c.oid AND d.attname = 'document' "
+    "AND NOT d.attisdropped) AS langchain_postgres "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'embedding' "
+    "AND NOT a.attisdropped "
+    "JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relkind IN ('r', 'p') "
+    "AND t.typname IN ('vector', 'halfvec') "
+    "AND EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid "
+    "AND k.attname = 'collection_id' AND NOT k.attisdropped) "
+    "ORDER BY c.relname"
+)
+_TABLE_SIZE = text(
+    "SELECT pg_total_relation_size(c.oid) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table"
+)
+_CURRENT_SCHEMA = text("SELECT current_schema()")
+
+
+def embedding_tables(conn: Connection, schema: str | None) -> list[Any]:
+    """The schema's tables with an ``embedding`` vector column and a ``collection_id``:
+    rows of (name, vector_type, dimension, langchain_postgres), by name."""
+    return list(conn.execute(_EMBEDDING_TABLES, {"schema": schema}).all())
+
+
+def table_size(conn: Connection, spec: TableSpec) -> int:
+    """The embedding table's size on disk with its indexes and TOAST, in bytes."""
+    size = conn.execute(_TABLE_SIZE, _table_params(spec)).scalar()
+    return int(size or 0)
+
+
+def current_schema(conn: Connection) -> str:
+    """The search path's first schema."""
+    return str(conn.execute(_CURRENT_SCHEMA).scalar_one())
+
+
+def collections(conn: Connection, tables: Tables) -> list[tuple[Any, str, int]]:
+    """(collection id, name, documents in this table) for every collection, by name."""
+    collection, embedding = tables.collection, tables.embedding
+    statement = (
+        select(collection.c.id, collection.c.name, func.count(embedding.c.id))
+        .select_from(collection)
+        .outerjoin(embedding, embedding.c.collection_id == collection.c.id)
+        .group_by(collection.c.id, collection.c.name)
+        .order_by(collection.c.name)
+    )
+    return [(row[0], row[1], int(row[2])) for row in conn.execute(statement)]
