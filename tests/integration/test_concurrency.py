@@ -370,12 +370,14 @@ def check_no_errors(load: Load) -> None:
 
 def table_rows(engine: Engine, emb_table: str, col_table: str) -> list[Any]:
     with engine.connect() as conn:
-        return conn.execute(
-            text(
-                f"SELECT c.name, e.id, e.content, e.metadata, e.embedding::text AS vec "
-                f'FROM "{emb_table}" e JOIN "{col_table}" c ON c.id = e.collection_id'
-            )
-        ).all()
+        return list(
+            conn.execute(
+                text(
+                    f"SELECT c.name, e.id, e.content, e.metadata, e.embedding::text AS vec "
+                    f'FROM "{emb_table}" e JOIN "{col_table}" c ON c.id = e.collection_id'
+                )
+            ).all()
+        )
 
 
 def check_final_state(load: Load, rows: list[Any]) -> int:

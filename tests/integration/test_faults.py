@@ -67,13 +67,15 @@ class Server:
 
     def rows(self, collection: str) -> list[Any]:
         with self.admin.connect() as conn:
-            return conn.execute(
-                text(
-                    f'SELECT e.id, e.content FROM "{EMB}" e JOIN "{COL}" c '
-                    "ON c.id = e.collection_id WHERE c.name = :name"
-                ),
-                {"name": collection},
-            ).all()
+            return list(
+                conn.execute(
+                    text(
+                        f'SELECT e.id, e.content FROM "{EMB}" e JOIN "{COL}" c '
+                        "ON c.id = e.collection_id WHERE c.name = :name"
+                    ),
+                    {"name": collection},
+                ).all()
+            )
 
     def writer_pid(self, statement: str, timeout: float = 20.0) -> int | None:
         """The pid of the store's backend while it runs ``statement`` (a prefix)."""

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,7 @@ SPECIAL = [
     "\x7f",
     "\x01",
 ]
-CHARS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 TEXT = st.text(CHARS, max_size=40)
 STRING = st.one_of(st.sampled_from(SPECIAL), TEXT)
 KEY = st.one_of(st.sampled_from(SPECIAL), st.text(CHARS, max_size=10))
@@ -209,7 +209,8 @@ async def test_floats_from_1e16_round_trip(engine: Engine, mode: str) -> None:
 # --------------------------------------------------------------------------- refused input
 
 # where the bad character goes: (texts, ids, metadata) of the row it spoils
-PLACES = {
+Place = Callable[[str], tuple[str, str, dict[str, Any]]]
+PLACES: dict[str, Place] = {
     "text": lambda bad: (f"a{bad}b", "id", {}),
     "id": lambda bad: ("t", f"id{bad}", {}),
     "metadata value": lambda bad: ("t", "id", {"k": f"v{bad}"}),
@@ -272,7 +273,8 @@ def test_bad_characters_in_names_are_refused(engine: Engine, bad: str) -> None:
         new_store(engine, collection_name=f"c{BAD[bad]}")
     for field in ("schema", "embedding_table", "collection_table"):
         with pytest.raises(SchemaError, match=word):
-            new_store(engine, **{field: f"n{BAD[bad]}"})
+            named: dict[str, Any] = {field: f"n{BAD[bad]}"}
+            new_store(engine, **named)
 
 
 @SETTINGS
@@ -390,7 +392,8 @@ def test_names_too_long_or_empty_are_refused(engine: Engine) -> None:
     for field in ("schema", "embedding_table", "collection_table"):
         for value in ("", "é" * 25):  # 50 bytes
             with pytest.raises(SchemaError, match=field):
-                new_store(engine, **{field: value})
+                named: dict[str, Any] = {field: value}
+                new_store(engine, **named)
     with pytest.raises(InvalidInputError, match="collection_name"):
         new_store(engine, collection_name="")
     assert isinstance(SchemaError("x"), PGVecError)

@@ -35,7 +35,8 @@ class TopicEmbeddings(Embeddings):
         else:
             vector[7] = 1.0
         vector[6] = 0.0005 * len(text)  # distinct distances: no ties to order arbitrarily
-        return (vector / np.linalg.norm(vector)).tolist()
+        normed: list[float] = (vector / np.linalg.norm(vector)).tolist()
+        return normed
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self._embed(t) for t in texts]

@@ -108,7 +108,7 @@ def target_rows(store: PGVecStore) -> dict[str, tuple[Any, Any, np.ndarray]]:
                 .where(c.c.name == store.collection_name)
             ).all()
         )
-    return {d.id: (d.page_content, d.metadata, vectors[d.id]) for d in documents}  # type: ignore[index]
+    return {str(d.id): (d.page_content, d.metadata, vectors[str(d.id)]) for d in documents}
 
 
 def sample(n: int, tag: str) -> tuple[list[str], list[dict[str, Any]]]:

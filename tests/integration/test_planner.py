@@ -35,7 +35,10 @@ K = 10
 #: many rows is ranked exactly; more go through the index
 THRESHOLD = 400
 SETTINGS = SearchSettings(exact_below=THRESHOLD)
-INDEXES = {"hnsw": HNSW(m=8, ef_construction=40), "ivfflat": IVFFlat(lists=10)}
+INDEXES: dict[str, HNSW | IVFFlat] = {
+    "hnsw": HNSW(m=8, ef_construction=40),
+    "ivfflat": IVFFlat(lists=10),
+}
 QUERIES = 12
 
 

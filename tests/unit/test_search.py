@@ -212,7 +212,7 @@ def test_ivfflat_probes_follow_the_lists_and_the_share() -> None:
 
 def test_cache_is_bounded_and_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(_search.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("langchain_pgvec._search.time.monotonic", lambda: now[0])
     cache: Cache[str, int] = Cache(size=2, ttl=60)
     cache.put("a", 1)
     cache.put("b", 2)
@@ -266,7 +266,7 @@ def canned(*, matching: int, total: int, count: int | None = None, found: int = 
 def planner_and_request(
     st: State, filter: dict[str, Any] | None = None, **kwargs: Any
 ) -> tuple[Planner, _search.Request]:
-    planner = Planner(PGDialect_psycopg(), DistanceStrategy.COSINE)
+    planner = Planner(PGDialect_psycopg(), DistanceStrategy.COSINE)  # type: ignore[no-untyped-call]
     settings = SearchSettings()
     vector = np.ones(DIM, np.float32)
     return planner, planner.request(st, vector, 10, filter, kwargs, settings)
