@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import inspect
 import math
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from support.twins import Runner
 
@@ -636,3 +638,49 @@ async def test_batched_upsert_uses_the_staging_path_more_than_once(
     assert await run(store, "count") == 600
     (doc,) = await run(store, "get_by_ids", ["id-599"])
     assert doc.page_content == "text 599 v2"
+
+
+async def test_a_failed_write_stops_the_next_batchs_embedding(store: PGVecStore) -> None:
+    """aadd_texts embeds the next batch while it writes this one: when the write fails,
+    that embedding is cancelled, not left running after the call has raised."""
+
+    class Stalling(DeterministicFakeEmbedding):
+        calls: int = 0
+        cancelled: bool = False
+
+        async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+            self.calls += 1
+            if self.calls == 1:  # the first batch: vectors the write refuses
+                return [[float("nan")] * DIM for _ in texts]
+            try:
+                await asyncio.Event().wait()  # the next batch: never done by itself
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+            return []
+
+    stalling = Stalling(size=DIM)
+    store._embeddings = stalling
+    with pytest.raises(InvalidInputError, match="NaN"):
+        await asyncio.wait_for(
+            store.aadd_texts([f"t{i}" for i in range(30)], batch_size=10), timeout=30
+        )
+    assert stalling.calls == 2 and stalling.cancelled
+    assert await store.acount() == 0
+
+
+async def test_the_longest_table_name_with_full_text(engine: Engine, run: Runner) -> None:
+    name = "l" * 44 + uuid.uuid4().hex[:4]  # 48 bytes, the most a spec takes
+    store = PGVecStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=engine,
+        embedding_table=name,
+        collection_table="c" + name[1:],
+        full_text=True,
+    )
+    try:
+        await run(store, "add_texts", ["postgres keeps vectors", "and full text"])
+        assert len(await run(store, "hybrid_search", "postgres", 2)) == 2
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}", "c{name[1:]}" CASCADE'))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex
 
 from langchain_pgvec import HNSW, DistanceStrategy, InvalidInputError, IVFFlat, PGVecStore
 from langchain_pgvec._bootstrap import State
@@ -304,3 +305,18 @@ def test_progress_prefers_blocks_then_tuples(capsys: pytest.CaptureFixture[str])
     bar.close(True)
     err = capsys.readouterr().err
     assert "CREATE INDEX ix" in err and "done" in err
+
+
+def test_every_index_name_of_the_tables_fits_postgres() -> None:
+    """The longest table name a spec takes, with full text on: the GIN indexes' names
+    (the table's name plus a suffix) are cut to 63 bytes, kept distinct by a hash."""
+    longest = "t" * 48
+    tables = mapped_tables(
+        TableSpec(embedding_table=longest, dimension=3, text_search_config="english")
+    )
+    names = [index.name for index in tables.embedding.indexes]
+    assert len(names) == 2 and len(set(names)) == 2
+    for index in tables.embedding.indexes:
+        assert index.name is not None and len(index.name.encode()) <= MAX_NAME_BYTES
+        ddl = str(CreateIndex(index).compile(dialect=DIALECT))
+        assert ddl.startswith(f"CREATE INDEX {index.name} ON {longest}")
