@@ -226,6 +226,20 @@ async def test_full_text_on_a_table_the_role_does_not_own(
     await run(owner, "close")
 
 
+def analyses(engine: Engine, schema: str, table: str) -> int:
+    """How many times ANALYZE ran on the table (by hand or by a store)."""
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT analyze_count FROM pg_stat_user_tables "
+                    "WHERE schemaname = :s AND relname = :t"
+                ),
+                {"s": schema, "t": table},
+            ).scalar_one()
+        )
+
+
 def test_a_role_that_may_not_analyze_is_never_made_to(
     roles: Roles, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -237,26 +251,10 @@ def test_a_role_that_may_not_analyze_is_never_made_to(
     with caplog.at_level(logging.WARNING, logger="langchain_pgvec"):
         app.add_embeddings(["x"] * 3_000, np.eye(DIM, dtype=np.float32)[np.arange(3_000) % DIM])
     assert not caplog.records
-    with engine.begin() as conn:
-        analyzed = conn.execute(
-            text(
-                "SELECT analyze_count FROM pg_stat_user_tables "
-                "WHERE schemaname = :s AND relname = :t"
-            ),
-            {"s": roles.schema, "t": table},
-        ).scalar_one()
-    assert analyzed == 0
+    assert analyses(engine, roles.schema, table) == 0
     # its owner's writes do analyze it
     owner.add_embeddings(["y"] * 3_000, np.eye(DIM, dtype=np.float32)[np.arange(3_000) % DIM])
-    with engine.begin() as conn:
-        analyzed = conn.execute(
-            text(
-                "SELECT analyze_count FROM pg_stat_user_tables "
-                "WHERE schemaname = :s AND relname = :t"
-            ),
-            {"s": roles.schema, "t": table},
-        ).scalar_one()
-    assert analyzed == 1
+    assert analyses(engine, roles.schema, table) == 1
     app.close()
     owner.close()
 
