@@ -1,7 +1,8 @@
 """Every read of PostgreSQL's catalogs: indexes, row estimates, settings, privileges.
 
-The statements are text over ``pg_catalog`` (and ``pg_stat_progress_create_index``);
-the functions run them on a sync ``Connection``, which the async store drives through
+The statements are text over ``pg_catalog`` (and ``pg_stat_progress_create_index``),
+except :func:`collections`, which counts each collection's documents; the functions
+run them on a sync ``Connection``, which the async store drives through
 ``AsyncConnection.run_sync``. :class:`IndexInfo` is what ``list_indexes()`` returns.
 """
 
@@ -104,7 +105,14 @@ class IndexInfo:
 
     @classmethod
     def from_row(cls, row: Any) -> IndexInfo:
-        """Build from a row of :data:`LIST_INDEXES`."""
+        """Build from a row of :data:`LIST_INDEXES`.
+
+        Args:
+            row: A row of :data:`LIST_INDEXES`.
+
+        Returns:
+            The index's description.
+        """
         return cls(
             name=row.name,
             method=row.method,
@@ -138,7 +146,18 @@ class IndexInfo:
         return dict(option.split("=", 1) for option in self.options if "=" in option)
 
     def serves(self, opclass: str, collection_id: uuid.UUID | None) -> bool:
-        """Whether searches of ``collection_id`` with this opclass's operator can use it."""
+        """Whether searches of ``collection_id`` with this opclass's operator can use it.
+
+        Args:
+            opclass: The operator class the search's distance needs, e.g.
+                ``vector_cosine_ops``.
+            collection_id: The collection searched (a partial index serves only its
+                own).
+
+        Returns:
+            True for a valid vector index of that operator class over the whole table
+            or over that collection.
+        """
         return (
             self.is_vector
             and self.valid
@@ -170,14 +189,16 @@ _VECTOR_COLUMN = text(
 
 
 def extension_version(conn: Connection) -> str | None:
-    """pgvector's version in this database; None when the extension is not installed."""
+    """The version of pgvector in this database; None when the extension is not installed."""
     version = conn.execute(_EXTENSION).scalar()
     return None if version is None else str(version)
 
 
 def vector_column(conn: Connection, spec: TableSpec) -> tuple[str, int] | None:
-    """The embedding column's type name and typmod (its dimension, or -1); None when the
-    table (or the column) does not exist."""
+    """The embedding column's type name and typmod (its dimension, or -1).
+
+    None when the table (or the column) does not exist.
+    """
     row = conn.execute(_VECTOR_COLUMN, _table_params(spec)).first()
     return None if row is None else (str(row[0]), int(row[1]))
 
@@ -224,8 +245,11 @@ _MAY_MAINTAIN = text(
 
 
 def may_analyze(conn: Connection, spec: TableSpec) -> bool:
-    """Whether this role may ANALYZE the embedding table (its owner, the database's
-    owner, a superuser, or on PostgreSQL 17 a holder of MAINTAIN)."""
+    """Whether this role may ANALYZE the embedding table.
+
+    As the table's owner, the database's owner or a superuser, and on PostgreSQL 17
+    and newer as a holder of the MAINTAIN privilege.
+    """
     version = conn.dialect.server_version_info or (0,)
     query = _MAY_MAINTAIN if version >= (17,) else _MAY_ANALYZE
     return bool(conn.execute(query, _table_params(spec)).scalar())
@@ -305,8 +329,10 @@ _CURRENT_SCHEMA = text("SELECT current_schema()")
 
 
 def embedding_tables(conn: Connection, schema: str | None) -> list[Any]:
-    """The schema's tables with an ``embedding`` vector column and a ``collection_id``:
-    rows of (name, vector_type, dimension, langchain_postgres), by name."""
+    """The schema's tables with an ``embedding`` vector column and a ``collection_id``.
+
+    Rows of (name, vector_type, dimension, langchain_postgres), by name.
+    """
     return list(conn.execute(_EMBEDDING_TABLES, {"schema": schema}).all())
 
 

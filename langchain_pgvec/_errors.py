@@ -4,17 +4,20 @@ Every error the package raises is a ``PGVecError``; the ones caused by bad argum
 are also ``ValueError`` so that generic callers can catch them::
 
     PGVecError
-    ├── InvalidInputError (ValueError)    texts, ids, metadata or vectors that cannot be stored
+    ├── InvalidInputError (ValueError)    texts, ids, metadata, vectors or arguments that
+    │   │                                 cannot be stored or used as given
     │   └── DimensionMismatchError        a vector whose length is not the table's dimension
     ├── FilterError (ValueError)          a metadata filter that breaks FILTERS.md
-    ├── SchemaError                       a table that does not fit the store's settings
+    ├── SchemaError                       a table that does not fit the store's settings,
+    │                                     or does not exist yet
     ├── ExtensionError                    pgvector is missing, or older than a feature needs
     ├── PrivilegeError (PermissionError)  the role lacks a privilege; names the GRANT
     ├── EmbeddedServerError               the embedded PostgreSQL is unavailable
     ├── MigrationError                    source tables that cannot be migrated as they are
     ├── QueryTimeoutError (TimeoutError)  a statement ran past the store's statement_timeout
     ├── ConnectError (ConnectionError)    no connection could be had: authentication, an
-    │                                     unknown database or role, no connection slot left
+    │                                     unknown database or role, no connection slot
+    │                                     left, or a pool that stayed busy
     ├── ConnectionLostError (ConnectionError)  the server could not be reached, or went away
     └── DatabaseError                     the server refused a statement for another reason
 
@@ -43,7 +46,7 @@ class PGVecError(Exception):
 
 
 class InvalidInputError(PGVecError, ValueError):
-    """Texts, ids, metadata or vectors that cannot be stored as given."""
+    """Texts, ids, metadata, vectors or arguments that cannot be stored or used as given."""
 
 
 class DimensionMismatchError(InvalidInputError):
@@ -55,17 +58,27 @@ class FilterError(PGVecError, ValueError):
 
 
 class SchemaError(PGVecError):
-    """An existing table that does not match what the store was configured with."""
+    """A table that does not fit the store's settings, or does not exist yet.
+
+    Also raised for table, schema or index names that cannot be used, for a store
+    without the full-text search a call needs, and for an index that cannot be built
+    or dropped as asked.
+    """
 
 
 class ExtensionError(PGVecError):
-    """The pgvector extension is not installed (and could not be created), or is older
-    than a feature that was asked for needs."""
+    """The pgvector extension is missing, or older than a feature that was asked for needs.
+
+    Missing: not installed in the database, and not created by a call that makes the
+    tables (its role may not, or the store has ``create_extension=False``).
+    """
 
 
 class PrivilegeError(PGVecError, PermissionError):
-    """The database role lacks a privilege the call needs; the message names the GRANT
-    (or the role) that fixes it."""
+    """The database role lacks a privilege the call needs.
+
+    The message names the ``GRANT`` (or the role) that fixes it.
+    """
 
 
 class EmbeddedServerError(PGVecError):
@@ -81,29 +94,35 @@ class QueryTimeoutError(PGVecError, TimeoutError):
 
 
 class ConnectError(PGVecError, ConnectionError):
-    """No connection could be had, and trying again will not change that by itself: the
-    server refused it (authentication, an unknown database or role, no connection slot
-    left), or every connection of the store's pool stayed busy."""
+    """No connection could be had.
+
+    The server refused it (authentication, an unknown database or role, no connection
+    slot left, ``pg_hba.conf``), or every connection of the store's pool stayed busy
+    for ``pool_timeout``; the message says which.
+    """
 
 
 class ConnectionLostError(PGVecError, ConnectionError):
     """PostgreSQL could not be reached, or closed the connection during the call.
 
-    Nothing of the failed call was committed (a write is one transaction), and the
-    store needs no repair: its next call opens a fresh connection.
+    A write is one transaction, so a call that fails this way before its commit leaves
+    nothing behind. The store needs no repair: its next call opens a fresh connection.
     """
 
 
 class DatabaseError(PGVecError):
-    """The server refused a statement for a reason no other error here names; the
-    server's message is kept, and the driver's error is the ``__cause__``."""
+    """The server refused a statement for a reason no other error here names.
+
+    The server's message is kept, and the psycopg (or SQLAlchemy) error is the
+    ``__cause__``.
+    """
 
 
 class PerformanceWarning(UserWarning):
     """A search that is slower than it needs to be, and how to fix it.
 
-    Raised (once per store) when a large table has no vector index that serves the
-    store's distance strategy and vector type.
+    Issued (once per store, with ``warnings.warn``) when a search meets a large table
+    that no vector index serving the store's distance strategy and vector type covers.
     """
 
 

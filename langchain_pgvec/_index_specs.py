@@ -30,8 +30,12 @@ class HNSW:
     """An HNSW index: better speed/recall trade-off, slower to build, no training.
 
     Args:
-        m: Maximum connections per layer (pgvector default 16).
-        ef_construction: Candidate list size while building (pgvector default 64).
+        m: Maximum connections per layer, 2 to 100 (pgvector default 16).
+        ef_construction: Candidate list size while building, 4 to 1000 and at least
+            ``2 * m`` (pgvector default 64).
+
+    Raises:
+        InvalidInputError: ``m`` or ``ef_construction`` is out of its range.
     """
 
     m: int = 16
@@ -49,7 +53,14 @@ class HNSW:
             )
 
     def with_options(self, row_count: int) -> dict[str, int]:
-        """The ``WITH (...)`` storage parameters of the index."""
+        """The ``WITH (...)`` storage parameters of the index.
+
+        Args:
+            row_count: The rows the index is built over (unused by HNSW).
+
+        Returns:
+            ``{"m": ..., "ef_construction": ...}``.
+        """
         return {"m": self.m, "ef_construction": self.ef_construction}
 
 
@@ -58,8 +69,11 @@ class IVFFlat:
     """An IVFFlat index: fast to build, needs data first (it trains on the rows present).
 
     Args:
-        lists: Number of inverted lists; ``None`` picks rows/1000 up to 1M rows and
-            sqrt(rows) above, as pgvector recommends.
+        lists: Number of inverted lists, 1 to 32768; ``None`` picks rows/1000 up to 1M
+            rows and sqrt(rows) above (at least 1), as pgvector recommends.
+
+    Raises:
+        InvalidInputError: ``lists`` is out of its range.
     """
 
     lists: int | None = None
@@ -71,12 +85,19 @@ class IVFFlat:
             check_int(self.lists, "IVFFlat lists", 1, 32768)
 
     def with_options(self, row_count: int) -> dict[str, int]:
-        """The ``WITH (...)`` storage parameters, ``lists`` derived from ``row_count``."""
+        """The ``WITH (...)`` storage parameters of the index.
+
+        Args:
+            row_count: The rows the index is built over; sizes ``lists`` when it is None.
+
+        Returns:
+            ``{"lists": ...}``.
+        """
         return {"lists": self.lists or default_lists(row_count)}
 
 
 def default_lists(row_count: int) -> int:
-    """pgvector's recommended number of IVFFlat lists for a table of ``row_count`` rows."""
+    """The number of IVFFlat lists pgvector recommends for ``row_count`` rows (at least 1)."""
     if row_count <= 1_000_000:
         return max(1, row_count // 1000)
     return max(1, int(math.sqrt(row_count)))

@@ -8,8 +8,9 @@ store's tables:
   snapshot of every collection), through a named server-side cursor in binary
   format, ``chunk_size`` rows per fetch; embeddings travel as ``vector_send`` bytes
   and are decoded into a float32 matrix per chunk, never parsed value by value.
-- Each chunk is validated like any ``add_embeddings`` call and written with the
-  store's bulk path (COPY BINARY, or an upsert from a staging table when ids exist).
+- Each chunk is validated like any ``add_embeddings`` call and written as the store
+  writes (a multi-row upsert below 200 rows; else COPY BINARY, or an upsert from a
+  staging table when ids exist).
 - Everything is written in ONE target transaction: a migration that fails (a bad
   row, a dimension that does not fit, a lost connection) leaves the target as it
   was, with no half-copied collection. Rows are upserted by id, so running the same
@@ -77,7 +78,9 @@ class CollectionReport:
         source: The collection's name in ``langchain_pg_collection``.
         target: The collection it was copied into.
         rows: Documents copied.
-        dimension: The embeddings' dimension (None for an empty collection).
+        dimension: The embeddings' dimension: the source column's declared one, else
+            that of the collection's first row; None for an empty collection in a
+            column of no declared dimension.
     """
 
     source: str
@@ -313,9 +316,22 @@ def migrate_from_langchain_postgres(
 
     Raises:
         MigrationError: The source tables or the collection do not exist, or do not
-            look like langchain-postgres' tables.
-        InvalidInputError: A row that cannot be stored (e.g. metadata that is not an
-            object), or embeddings whose dimension does not fit the target table.
+            look like langchain-postgres' tables (columns, an embedding column that is
+            not ``vector``).
+        InvalidInputError: ``source`` is None or an ``AsyncEngine``; ``chunk_size`` is
+            not a positive integer; a row cannot be stored (e.g. metadata that is not
+            an object); or the collections' embeddings have different dimensions (from
+            each other, or from the target store's ``embedding_length``).
+        DimensionMismatchError: The embeddings' dimension differs from the existing
+            target table's.
+        SchemaError: The target table stores another vector type than the store's.
+        ExtensionError: pgvector is missing on the target and cannot be created there.
+        PrivilegeError: The target's role may not create or write the tables.
+        ConnectError: No connection to the target could be had.
+        ConnectionLostError: A database could not be reached, or went away while the
+            rows were copied.
+        DatabaseError: The target (or the source, while its rows are read) refused a
+            statement for another reason.
 
     Example:
         .. code-block:: python

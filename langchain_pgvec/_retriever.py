@@ -1,4 +1,4 @@
-"""The retriever PGVecStore.as_retriever() returns: LangChain's, plus hybrid search."""
+"""The retriever PGVecStore.as_retriever() returns: LangChain's, plus hybrid and full text."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from langchain_core.vectorstores import VectorStoreRetriever
 
 
 class PGVecRetriever(VectorStoreRetriever):
-    """A ``VectorStoreRetriever`` that also takes ``search_type="hybrid"`` and
-    ``"full_text"`` (search_kwargs go to ``hybrid_search`` / ``full_text_search``)."""
+    """A LangChain ``VectorStoreRetriever`` that also takes the hybrid and full-text types.
+
+    ``search_type`` is ``"similarity"`` (default), ``"similarity_score_threshold"``,
+    ``"mmr"``, ``"hybrid"`` or ``"full_text"``. With ``"hybrid"`` and ``"full_text"``,
+    ``search_kwargs`` go to the store's ``hybrid_search`` / ``full_text_search`` (their
+    async twins for ``ainvoke``); the other types are LangChain's.
+    """
 
     allowed_search_types: ClassVar[Collection[str]] = (
         "similarity",

@@ -1,10 +1,10 @@
-"""The tables, as SQLAlchemy 2.0 mapped classes built by a keyed factory, and what the
-vectors in them are: their type, and the distance strategies over them.
+"""The tables as SQLAlchemy 2.0 mapped classes, their vector types, the distance strategies.
 
 ``mapped_tables(TableSpec(...))`` returns the collection and embedding classes for one
-(schema, table names, dimension, vector type). Each key gets its own declarative base
-and ``MetaData``, so stores with different settings never share (or freeze) classes;
-the same key returns the same classes, so users can map their own tables to ours.
+(schema, table names, dimension, vector type, text search configuration). Each key
+gets its own declarative base and ``MetaData``, so stores with different settings
+never share (or freeze) classes; the same key returns the same classes (for the 64
+keys used last), so users can map their own tables to ours.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class DistanceStrategy(str, enum.Enum):
 
     Scores returned by ``similarity_search_with_score`` are distances, lower is
     closer: cosine distance, euclidean distance, or the negative inner product.
+    ``DistanceStrategy("cosine")`` (or ``"euclidean"``, ``"inner_product"``) is the
+    member of that value; another string raises ``ValueError``.
     """
 
     COSINE = "cosine"
@@ -80,7 +82,16 @@ class DistanceStrategy(str, enum.Enum):
         return _OPERATORS[self]
 
     def distance(self, column: Any, query: Any) -> ColumnElement[float]:
-        """The distance expression between a vector column and a query vector."""
+        """The distance expression between a vector column and a query vector.
+
+        Args:
+            column: The vector column (or any pgvector expression).
+            query: The query vector.
+
+        Returns:
+            The operator expression (``<=>``, ``<->`` or ``<#>``), which a vector index
+            with the matching operator class can serve.
+        """
         method = {
             DistanceStrategy.COSINE: "cosine_distance",
             DistanceStrategy.EUCLIDEAN: "l2_distance",
@@ -90,9 +101,20 @@ class DistanceStrategy(str, enum.Enum):
         return expression
 
     def function(self, column: Any, query: Any, vector_type: VectorType = "vector") -> Any:
-        """The same distance as a function call (``cosine_distance(a, b)``, ...): equal
-        to the operator's, but no index serves an ORDER BY of it, which is how the
-        exact route ranks rows while a vector index exists."""
+        """The same distance as a function call (``cosine_distance(a, b)``, ...).
+
+        Equal to the operator's, but no index serves an ORDER BY of it, which is how
+        the exact route ranks rows while a vector index exists.
+
+        Args:
+            column: The vector column.
+            query: The query vector.
+            vector_type: ``"vector"`` or ``"halfvec"`` (names the inner product's
+                function).
+
+        Returns:
+            The function call, typed as a float.
+        """
         name = {
             DistanceStrategy.COSINE: "cosine_distance",
             DistanceStrategy.EUCLIDEAN: "l2_distance",
@@ -101,12 +123,23 @@ class DistanceStrategy(str, enum.Enum):
         return getattr(func, name)(column, query, type_=Float())
 
     def opclass(self, vector_type: VectorType = "vector") -> str:
-        """The index operator class that serves this distance, e.g. ``vector_cosine_ops``."""
+        """The index operator class that serves this distance, e.g. ``vector_cosine_ops``.
+
+        Args:
+            vector_type: ``"vector"`` or ``"halfvec"``.
+
+        Returns:
+            The operator class's name.
+        """
         return f"{vector_type}_{_OPCLASS_SUFFIX[self]}"
 
     @property
     def relevance(self) -> Callable[[float], float]:
-        """Map a distance to a relevance score in [0, 1], higher is closer."""
+        """Map a distance to a relevance score in [0, 1], higher is closer.
+
+        ``1 - d/2`` for cosine, ``1/(1+d)`` for euclidean, ``(1 - d)/2`` for the negative
+        inner product ``d``; cosine and inner product are clamped to [0, 1].
+        """
         return _RELEVANCE[self]
 
 
@@ -164,8 +197,11 @@ def _to_text(value: Any, dim: int | None) -> str:
 
 
 class _BinaryBinding:
-    """Bind numpy arrays as they are (psycopg sends them binary once pgvector's dumpers
-    are registered on the connection, which the store does), anything else as text."""
+    """Bind numpy arrays as they are, anything else as text.
+
+    psycopg sends the arrays binary once pgvector's dumpers are registered on the
+    connection, which the store does.
+    """
 
     dim: int | None
 
@@ -282,7 +318,24 @@ def cast_table(table: Any) -> Table:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """What identifies one set of mapped classes."""
+    """What identifies one set of mapped classes: the tables and their vectors.
+
+    Args:
+        schema: The PostgreSQL schema (None: the search path's first).
+        collection_table: The collection table's name.
+        embedding_table: The embedding table's name.
+        dimension: The vectors' dimension, 1 to 16,000; None for a column of any
+            dimension (which pgvector cannot index).
+        vector_type: ``"vector"`` (float32) or ``"halfvec"`` (float16).
+        text_search_config: A text search configuration (``"english"``, ...) for the
+            full-text column, or None for none.
+
+    Raises:
+        SchemaError: A name that is not a non-empty string of at most 48 bytes, or
+            holds characters PostgreSQL cannot store; the two table names are equal;
+            ``vector_type`` is neither value; ``dimension`` is out of range; or
+            ``text_search_config`` is not a configuration's name.
+    """
 
     schema: str | None = None
     collection_table: str = DEFAULT_COLLECTION_TABLE
@@ -341,7 +394,14 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class Tables:
-    """The mapped classes and tables for one :class:`TableSpec`."""
+    """The mapped classes and tables for one :class:`TableSpec` (see :func:`mapped_tables`).
+
+    Attributes:
+        spec: The spec the classes were built for.
+        metadata: The ``MetaData`` both tables belong to.
+        Collection: The declarative class of the collection table.
+        Embedding: The declarative class of the embedding table.
+    """
 
     spec: TableSpec
     metadata: MetaData
@@ -373,10 +433,19 @@ def _vector_bytes(spec: TableSpec) -> int:
 
 @functools.lru_cache(maxsize=64)
 def mapped_tables(spec: TableSpec) -> Tables:
-    """Build (once per spec) the declarative classes for the collection and embedding tables.
+    """The declarative classes for the collection and embedding tables of ``spec``.
 
-    The embedding class maps the JSONB column ``metadata`` to the attribute
-    ``cmetadata`` (``metadata`` is reserved by SQLAlchemy's declarative base).
+    The classes are cached: the same spec returns the same classes (for the 64 specs
+    used last). Both classes map the JSONB column ``metadata`` to the attribute
+    ``cmetadata`` (``metadata`` is reserved by SQLAlchemy's declarative base). With a
+    ``text_search_config``, the embedding table has the generated ``content_tsv``
+    column and its GIN index.
+
+    Args:
+        spec: The tables.
+
+    Returns:
+        The classes, their tables and their ``MetaData``.
     """
 
     class Base(DeclarativeBase):

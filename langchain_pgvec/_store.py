@@ -1,9 +1,9 @@
 """PGVecStore: the LangChain ``VectorStore`` over PostgreSQL + pgvector.
 
 Each public method is a thin shell: validate the input (pure), learn the tables and
-the collection id once (cached), build the statement (``_sql``, pure), run it on the
-sync or the async engine, map rows to Documents (shared helpers). Sync and async
-twins differ only in ``await``.
+the collection (cached for a minute), build the statements (``_sql``, ``_search``;
+pure), run them on the sync or the async engine, map rows to Documents (shared
+helpers). Sync and async twins differ only in ``await``.
 """
 
 from __future__ import annotations
@@ -129,11 +129,13 @@ class PGVecStore(VectorStore):
 
     Args:
         embeddings: Any LangChain ``Embeddings``.
-        connection: A URL (``postgresql://...`` or ``postgresql+psycopg://...``), a
-            SQLAlchemy ``Engine`` or ``AsyncEngine`` on psycopg 3, or None for
-            ``$PGVEC_URL``, else the embedded server (``langchain_pgvec.embedded``).
+        connection: A URL (``postgresql://...``; URLs naming another PostgreSQL driver
+            are switched to psycopg 3), a SQLAlchemy ``Engine`` or ``AsyncEngine`` on
+            psycopg 3, or None for ``$PGVEC_URL``, else the embedded server
+            (``langchain_pgvec.embedded``, started when needed).
         collection_name: The collection this store reads and writes.
-        distance_strategy: Cosine (default), euclidean or inner product.
+        distance_strategy: A :class:`DistanceStrategy` or its value: cosine (default),
+            euclidean or inner product.
         embedding_length: The vectors' dimension; when None it is read from the
             existing table or taken from the first vectors written.
         vector_type: ``"vector"`` (float32) or ``"halfvec"`` (float16: half the
@@ -145,17 +147,21 @@ class PGVecStore(VectorStore):
         relevance_score_fn: Override the distance-to-relevance mapping.
         search_settings: Defaults for approximate search (``ef_search``, iterative
             scans, ...); each search call may override them with keyword arguments.
-        statement_timeout: Seconds after which PostgreSQL cancels any statement of
-            this store (``QueryTimeoutError``); None for the server's setting.
+        statement_timeout: Seconds after which PostgreSQL cancels a statement of this
+            store's searches, reads and writes (``QueryTimeoutError``); index builds,
+            ``ANALYZE`` and the store's catalog reads are not bounded by it. None for
+            the server's setting.
         full_text: Enable full-text and hybrid search: True for the ``english`` text
             search configuration, or a configuration's name. Adds a generated
             ``tsvector`` column and a GIN index (to an existing table too, when this
             role owns it).
-        create_extension: Run ``CREATE EXTENSION vector`` when the extension is
-            missing (it needs a superuser). False for servers where it is managed
-            elsewhere: a missing extension is then an ``ExtensionError``.
-        engine_kwargs: Extra arguments for engines this store creates from a URL (each
-            pool holds ``pool_size`` connections, 5 by default, and no overflow).
+        create_extension: Run ``CREATE EXTENSION vector`` when a call that creates the
+            tables finds the extension missing (it needs a superuser). False for
+            servers where it is managed elsewhere: such a call then raises
+            ``ExtensionError``.
+        engine_kwargs: Extra ``create_engine`` arguments for the engines this store
+            makes (from a URL, or the twin of a given engine); each pool holds
+            ``pool_size`` connections, 5 by default, and no overflow.
         prepared_statements: Whether psycopg may prepare statements on the server.
             None (default): yes, except on connections that go through a pooler or
             proxy (the server listens on another port or socket than the one
@@ -165,6 +171,17 @@ class PGVecStore(VectorStore):
         share_engines: Share the engines (and their connections) of this process's
             other stores made from the same URL and arguments (default); False for
             engines of this store's own.
+
+    Raises:
+        InvalidInputError: ``collection_name`` is not a non-empty string PostgreSQL can
+            store, or is over 2,000 bytes; ``statement_timeout`` is too large.
+        SchemaError: A schema or table name, ``vector_type``, ``embedding_length`` or
+            text search configuration that cannot be used.
+        ValueError: ``distance_strategy`` is not a :class:`DistanceStrategy` value.
+        PGVecError: ``connection`` is not a PostgreSQL URL, is an engine on another
+            driver than psycopg 3, or is of another type.
+        EmbeddedServerError: ``connection`` is None, ``$PGVEC_URL`` is not set, and the
+            embedded server is not installed or does not start.
 
     Example:
         .. code-block:: python
@@ -249,27 +266,40 @@ class PGVecStore(VectorStore):
 
     @property
     def table_spec(self) -> TableSpec:
-        """The tables this store reads and writes: schema, names, dimension (None until
-        known), vector type, text search configuration."""
+        """The tables this store was configured with.
+
+        Schema, table names, dimension, vector type and text search configuration. The
+        dimension is ``embedding_length`` as given: None when it was not, even once the
+        table's dimension is known.
+        """
         return self._spec
 
     def refresh(self) -> None:
-        """Read the tables' state (indexes, row estimate, the collection) again on the next
-        call, and forget what searches learnt of the rows: for after changes made outside
-        this store (another process's index, rows written by another tool). The store
-        does so by itself a minute after it last looked."""
+        """Read the tables' state again on the next call, and forget what searches learnt.
+
+        The state is the indexes, the row estimate and the collection; what searches
+        learnt is how many rows match a filter. For changes made outside this store
+        (another process's index, rows written by another tool); the store reads the
+        state again by itself a minute after it last did.
+        """
         self._state = None
         if self._planner_made is not None:
             self._planner_made.forget()
 
     @property
     def engine(self) -> Engine:
-        """The sync SQLAlchemy engine (created on first use when only async was given)."""
+        """The sync SQLAlchemy engine, made on first use.
+
+        When only an ``AsyncEngine`` was given, it is derived from that engine's URL.
+        """
         return self._engines.sync
 
     @property
     def async_engine(self) -> AsyncEngine:
-        """The async SQLAlchemy engine (created on first use when only sync was given)."""
+        """The async SQLAlchemy engine, made on first use.
+
+        When only an ``Engine`` was given, it is derived from that engine's URL.
+        """
         return self._engines.async_
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
@@ -356,10 +386,12 @@ class PGVecStore(VectorStore):
         return abegin(self._engines.async_, prelude=self._prelude(), access=self._read_access)
 
     def _changes(self, added: int = 0, removed: int = 0) -> Tables | None:
-        """Count rows this store wrote or deleted (the row estimate follows, for the
-        unindexed-table warning); the tables whose statistics are now due, if any:
-        after changes to :data:`ANALYZE_SHARE` of the rows, and at least
-        :data:`ANALYZE_MIN_ROWS`, when the role may analyze the table."""
+        """Count rows this store wrote or deleted; the tables whose statistics are due.
+
+        The row estimate follows the count (for the unindexed-table warning). The
+        statistics are due after changes to :data:`ANALYZE_SHARE` of the rows, and at
+        least :data:`ANALYZE_MIN_ROWS`, when the role may analyze the table; else None.
+        """
         if self._planner_made is not None:
             self._planner_made.forget()
         state = self._state
@@ -373,8 +405,10 @@ class PGVecStore(VectorStore):
         return state.tables
 
     def _wrote(self, added: int = 0, removed: int = 0) -> None:
-        """After a write committed: refresh the statistics when it changed enough (the
-        state, row estimate included, is then read again)."""
+        """After a write committed, refresh the statistics when it changed enough.
+
+        The state, row estimate included, is then read again.
+        """
         tables = self._changes(added, removed)
         if tables is not None and self._refresh_statistics(tables, "planner"):
             self._changed = 0
@@ -412,7 +446,23 @@ class PGVecStore(VectorStore):
     def create_tables(self) -> None:
         """Create the extension, tables and collection now rather than on first write.
 
-        Needs ``embedding_length`` (or an existing table) to know the dimension.
+        Needs ``embedding_length`` (or an existing table) to know the dimension. What
+        exists already is left as it is.
+
+        Raises:
+            InvalidInputError: The tables do not exist and ``embedding_length`` is None.
+            DimensionMismatchError: ``embedding_length`` differs from the existing
+                table's dimension.
+            SchemaError: The existing table stores another vector type than
+                ``vector_type``.
+            ExtensionError: pgvector is missing and cannot be created
+                (``create_extension=False``, or the role is not a superuser), or is
+                older than ``vector_type="halfvec"`` needs.
+            PrivilegeError: The role may not create the schema or the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         if self._ensure(self._spec.dimension, create=True) is None:
             raise InvalidInputError(
@@ -440,7 +490,14 @@ class PGVecStore(VectorStore):
                 With a ``schema``, ``USAGE`` on it too.
 
         Raises:
+            InvalidInputError: ``role`` is not a non-empty string PostgreSQL can store.
             SchemaError: The tables do not exist yet.
+            PrivilegeError: This store's role does not own the tables.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         statements = self._grants(self._ensure(), role, write)
         with self._writing() as conn:
@@ -477,15 +534,38 @@ class PGVecStore(VectorStore):
     ) -> list[str]:
         """Upsert texts with precomputed embeddings, in one transaction.
 
+        Everything is validated before anything is written. An id that exists in the
+        collection has its content, metadata and vector replaced.
+
         Args:
             texts: The contents.
             embeddings: One vector per text: a list of lists or a 2-D numpy array.
-            metadatas: One dict per text (JSON-serialisable), or None.
-            ids: One id per text (None entries are generated), or None to generate all.
+            metadatas: One dict (JSON-serialisable) or None per text, or None for all.
+            ids: One id (or None, generated) per text, or None to generate all; unique
+                within the call.
             **kwargs: Unused; accepted for LangChain compatibility.
 
         Returns:
             The ids, in input order.
+
+        Raises:
+            InvalidInputError: The texts, metadata or ids cannot be stored as given
+                (lengths that disagree, duplicate ids, metadata that is not a JSON
+                object, NUL characters, ids over 2,000 bytes, a text too large for the
+                full-text index), or embeddings that are not one finite vector per text.
+            DimensionMismatchError: The vectors' length differs from the table's
+                dimension (or from ``embedding_length``).
+            SchemaError: The existing table stores another vector type than the store's.
+            ExtensionError: pgvector is missing and cannot be created here, or is older
+                than ``vector_type="halfvec"`` needs.
+            PrivilegeError: The role lacks a privilege the write needs (``INSERT``,
+                ``UPDATE``; ``TEMPORARY`` for upserts of 200 rows or more over existing
+                ids; ``CREATE`` to make the tables).
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         batch = self._prepared(prepare(texts, embeddings, metadatas, ids))
         if not len(batch):
@@ -531,12 +611,14 @@ class PGVecStore(VectorStore):
 
         Everything is validated before the first embedding call. Texts are embedded
         ``batch_size`` at a time; while one batch is written, the next is embedded
-        (in a worker thread, one embedding call at a time).
+        (in a worker thread, one embedding call at a time). An error of the embedding
+        model propagates as it is, and nothing of the call is committed.
 
         Args:
             texts: The contents.
-            metadatas: One dict per text, or None.
-            ids: One id per text (None entries are generated), or None to generate all.
+            metadatas: One dict (JSON-serialisable) or None per text, or None for all.
+            ids: One id (or None, generated) per text, or None to generate all; unique
+                within the call.
             batch_size: Texts per embedding call (default 1,000).
             show_progress: A progress bar on stderr; None shows one for 1,000+ texts
                 when stderr is a terminal.
@@ -544,6 +626,26 @@ class PGVecStore(VectorStore):
 
         Returns:
             The ids, in input order.
+
+        Raises:
+            InvalidInputError: The texts, metadata or ids cannot be stored as given
+                (lengths that disagree, duplicate ids, metadata that is not a JSON
+                object, NUL characters, ids over 2,000 bytes, a text too large for the
+                full-text index), ``batch_size`` below 1, or an embedding model that
+                does not return one finite vector per text.
+            DimensionMismatchError: The vectors' length differs from the table's
+                dimension (or from ``embedding_length``).
+            SchemaError: The existing table stores another vector type than the store's.
+            ExtensionError: pgvector is missing and cannot be created here, or is older
+                than ``vector_type="halfvec"`` needs.
+            PrivilegeError: The role lacks a privilege the write needs (``INSERT``,
+                ``UPDATE``; ``TEMPORARY`` for upserts of 200 rows or more over existing
+                ids; ``CREATE`` to make the tables).
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         rows = self._prepared(_ingest.plan(texts, metadatas, ids))
         if not len(rows):
@@ -607,11 +709,17 @@ class PGVecStore(VectorStore):
         """Upsert documents; ``Document.id`` is honoured (generated where None).
 
         Args:
-            documents: The documents.
-            **kwargs: ``ids`` overrides the documents' ids.
+            documents: LangChain ``Document`` objects.
+            **kwargs: ``ids`` (overrides the documents' ids), and the keywords of
+                :meth:`add_texts` (``batch_size``, ``show_progress``).
 
         Returns:
             The ids, in input order.
+
+        Raises:
+            InvalidInputError: An item is not a ``Document``, or the documents cannot be
+                stored as given (as in :meth:`add_texts`).
+            PGVecError: The other errors of :meth:`add_texts`.
         """
         texts, metadatas, ids = self._unpack(documents, kwargs.pop("ids", None))
         return self.add_texts(texts, metadatas, ids=ids, **kwargs)
@@ -643,7 +751,26 @@ class PGVecStore(VectorStore):
     # ------------------------------------------------------------------ reading
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """The documents with these ids, in the order asked (missing ids are skipped)."""
+        """The documents of the collection with these ids, in the order asked.
+
+        Ids that do not exist are skipped; an id asked for twice is returned once.
+
+        Args:
+            ids: The ids: a sequence of strings (not one string).
+
+        Returns:
+            The documents found; empty when the collection does not exist.
+
+        Raises:
+            InvalidInputError: ``ids`` is a string, or holds a non-string or an id that
+                PostgreSQL cannot store.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         ids = lookup_ids(ids)
         state = self._ensure()
         if not ids or state is None or state.collection_id is None:
@@ -665,7 +792,27 @@ class PGVecStore(VectorStore):
     def get(
         self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
     ) -> list[Document]:
-        """Documents matching a metadata filter, in id order (all when no filter)."""
+        """Documents of the collection that match a metadata filter, in id order.
+
+        Args:
+            filter: A metadata filter (FILTERS.md); None or ``{}`` for every document.
+            limit: The most documents to return; None for all.
+            offset: How many matching documents to skip first.
+
+        Returns:
+            The documents; empty when the collection does not exist.
+
+        Raises:
+            InvalidInputError: ``limit`` or ``offset`` is not an integer from 0 to
+                2,147,483,647.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         self._check_page(limit, offset)
         state = self._ensure()
         if state is None or state.collection_id is None:
@@ -705,7 +852,23 @@ class PGVecStore(VectorStore):
         check_int(offset, "offset")
 
     def count(self, filter: Filter | None = None) -> int:
-        """How many documents of the collection match the filter (all when no filter)."""
+        """How many documents of the collection match a metadata filter.
+
+        Args:
+            filter: A metadata filter (FILTERS.md); None or ``{}`` for every document.
+
+        Returns:
+            The number of documents; 0 when the collection does not exist.
+
+        Raises:
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         state = self._ensure()
         if state is None or state.collection_id is None:
             return 0
@@ -727,15 +890,29 @@ class PGVecStore(VectorStore):
     def delete(
         self, ids: Sequence[str] | None = None, *, filter: Filter | None = None, **kwargs: Any
     ) -> bool:
-        """Delete documents by id, or by metadata filter.
+        """Delete documents by id, by metadata filter, or both, in one transaction.
+
+        With both, the documents with these ids that match the filter are deleted.
 
         Args:
             ids: Ids to delete (ids that do not exist are ignored).
-            filter: A metadata filter; every matching document of the collection goes.
+            filter: A metadata filter; every matching document of the collection goes
+                (``{}``: every document).
             **kwargs: Unused; accepted for LangChain compatibility.
 
         Returns:
-            True.
+            True, also when nothing matched or the collection does not exist.
+
+        Raises:
+            InvalidInputError: Neither ``ids`` nor ``filter`` is given, or ``ids`` is a
+                string or holds a non-string or an id that PostgreSQL cannot store.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            PrivilegeError: The role may not ``DELETE`` from the tables.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         self._check_delete(ids, filter)
         state = self._ensure()
@@ -782,7 +959,19 @@ class PGVecStore(VectorStore):
         return _sql.delete_where(state.tables, state.collection_id, where)
 
     def delete_collection(self) -> None:
-        """Delete this store's collection and all its documents."""
+        """Delete this store's collection and all its documents, in one transaction.
+
+        Nothing happens when the collection does not exist. A write of the collection
+        in flight commits first; a later write creates the collection again.
+
+        Raises:
+            PrivilegeError: The role may not ``DELETE`` from the tables.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         state = self._ensure()
         if state is not None:
             with self._writing() as conn:
@@ -804,7 +993,40 @@ class PGVecStore(VectorStore):
     def similarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """The ``k`` nearest documents with their distance (lower is closer)."""
+        """The ``k`` nearest documents to a vector, with their distance (lower is closer).
+
+        A search returns min(``k``, matching documents): an index answer that comes
+        back short is completed by exact ranking.
+
+        Args:
+            embedding: The query vector.
+            k: How many documents to return.
+            filter: A metadata filter (FILTERS.md).
+            **kwargs: Per-call search settings: the fields of :class:`SearchSettings`
+                (``ef_search=``, ``probes=``, ``iterative_scan=``, ``overfetch=``,
+                ``exact_below=``, ...) or ``search_settings=SearchSettings(...)``; other
+                keywords are ignored.
+
+        Returns:
+            (document, distance) pairs, nearest first; empty when the collection does
+            not exist.
+
+        Raises:
+            InvalidInputError: ``k`` is not an integer from 0 to 2,147,483,647, the
+                vector is not a flat sequence of finite numbers, or a search setting is
+                out of range.
+            DimensionMismatchError: The vector's length differs from the table's
+                dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         _check_k(k)
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
@@ -872,7 +1094,36 @@ class PGVecStore(VectorStore):
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
-        """The ``k`` nearest documents to a vector."""
+        """The ``k`` nearest documents to a vector.
+
+        Args:
+            embedding: The query vector.
+            k: How many documents to return.
+            filter: A metadata filter (FILTERS.md).
+            **kwargs: Per-call search settings: the fields of :class:`SearchSettings`
+                (``ef_search=``, ``probes=``, ``iterative_scan=``, ``overfetch=``,
+                ``exact_below=``, ...) or ``search_settings=SearchSettings(...)``; other
+                keywords are ignored.
+
+        Returns:
+            The documents, nearest first.
+
+        Raises:
+            InvalidInputError: ``k`` is not an integer from 0 to 2,147,483,647, the
+                vector is not a flat sequence of finite numbers, or a search setting is
+                out of range.
+            DimensionMismatchError: The vector's length differs from the table's
+                dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         pairs = self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
         return [doc for doc, _ in pairs]
 
@@ -886,7 +1137,36 @@ class PGVecStore(VectorStore):
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """The ``k`` nearest documents to a query with their distance (lower is closer)."""
+        """The ``k`` nearest documents to a query, with their distance (lower is closer).
+
+        Args:
+            query: The query text, embedded with the store's embeddings.
+            k: How many documents to return.
+            filter: A metadata filter (FILTERS.md).
+            **kwargs: Per-call search settings: the fields of :class:`SearchSettings`
+                (``ef_search=``, ``probes=``, ``iterative_scan=``, ``overfetch=``,
+                ``exact_below=``, ...) or ``search_settings=SearchSettings(...)``; other
+                keywords are ignored.
+
+        Returns:
+            (document, distance) pairs, nearest first.
+
+        Raises:
+            InvalidInputError: ``k`` is not an integer from 0 to 2,147,483,647, the
+                query is not a string PostgreSQL can hold, or a search setting is out of
+                range.
+            DimensionMismatchError: The query's embedding has another length than the
+                table's dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         vector = self._embeddings.embed_query(check_query(query))
         return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
@@ -900,7 +1180,36 @@ class PGVecStore(VectorStore):
     def similarity_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
-        """The ``k`` documents nearest to a query, optionally filtered by metadata."""
+        """The ``k`` documents nearest to a query, optionally filtered by metadata.
+
+        Args:
+            query: The query text, embedded with the store's embeddings.
+            k: How many documents to return.
+            filter: A metadata filter (FILTERS.md).
+            **kwargs: Per-call search settings: the fields of :class:`SearchSettings`
+                (``ef_search=``, ``probes=``, ``iterative_scan=``, ``overfetch=``,
+                ``exact_below=``, ...) or ``search_settings=SearchSettings(...)``; other
+                keywords are ignored.
+
+        Returns:
+            The documents, nearest first.
+
+        Raises:
+            InvalidInputError: ``k`` is not an integer from 0 to 2,147,483,647, the
+                query is not a string PostgreSQL can hold, or a search setting is out of
+                range.
+            DimensionMismatchError: The query's embedding has another length than the
+                table's dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
 
     async def asimilarity_search(
@@ -935,7 +1244,41 @@ class PGVecStore(VectorStore):
         filter: Filter | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """MMR over the ``fetch_k`` nearest candidates, in MMR's selection order."""
+        """Maximal marginal relevance over the ``fetch_k`` nearest documents, with distances.
+
+        The candidates and their vectors come back in one query; MMR (by cosine
+        similarity of the vectors) then picks documents relevant to ``embedding`` and
+        diverse among themselves.
+
+        Args:
+            embedding: The query vector.
+            k: How many documents to return (at most ``fetch_k``).
+            fetch_k: How many nearest candidates MMR chooses from.
+            lambda_mult: From 0 (diversity only) to 1 (relevance only).
+            filter: A metadata filter (FILTERS.md), applied to the candidates.
+            **kwargs: Per-call search settings for the candidates' search, as
+                :meth:`similarity_search_with_score_by_vector` takes them.
+
+        Returns:
+            (document, distance) pairs, in the order MMR picks them.
+
+        Raises:
+            InvalidInputError: ``k`` or ``fetch_k`` is not an integer from 0 to
+                2,147,483,647, ``lambda_mult`` is not a number from 0 to 1, the vector
+                is not a flat sequence of finite numbers, or a search setting is out of
+                range.
+            DimensionMismatchError: The vector's length differs from the table's
+                dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         _check_k(k)
         _check_k(fetch_k, "fetch_k")
         check_lambda(lambda_mult)
@@ -976,7 +1319,35 @@ class PGVecStore(VectorStore):
         filter: Filter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """MMR documents for a vector, in MMR's selection order."""
+        """Documents for a vector by maximal marginal relevance, in the order MMR picks them.
+
+        Args:
+            embedding: The query vector.
+            k: How many documents to return (at most ``fetch_k``).
+            fetch_k: How many nearest candidates MMR chooses from.
+            lambda_mult: From 0 (diversity only) to 1 (relevance only).
+            filter: A metadata filter (FILTERS.md), applied to the candidates.
+            **kwargs: Per-call search settings for the candidates' search, as
+                :meth:`similarity_search_with_score_by_vector` takes them.
+
+        Returns:
+            The documents, in the order MMR picks them.
+
+        Raises:
+            InvalidInputError: As in
+                :meth:`max_marginal_relevance_search_with_score_by_vector`.
+            DimensionMismatchError: The vector's length differs from the table's
+                dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         pairs = self.max_marginal_relevance_search_with_score_by_vector(
             embedding, k, fetch_k, lambda_mult, filter, **kwargs
         )
@@ -1006,7 +1377,36 @@ class PGVecStore(VectorStore):
         filter: Filter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """MMR documents for a query: relevant to it and diverse among themselves."""
+        """Documents for a query by maximal marginal relevance: relevant and diverse.
+
+        Args:
+            query: The query text, embedded with the store's embeddings.
+            k: How many documents to return (at most ``fetch_k``).
+            fetch_k: How many nearest candidates MMR chooses from.
+            lambda_mult: From 0 (diversity only) to 1 (relevance only).
+            filter: A metadata filter (FILTERS.md), applied to the candidates.
+            **kwargs: Per-call search settings for the candidates' search, as
+                :meth:`similarity_search_with_score_by_vector` takes them.
+
+        Returns:
+            The documents, in the order MMR picks them.
+
+        Raises:
+            InvalidInputError: The query is not a string PostgreSQL can hold, or another
+                argument is out of range (as in
+                :meth:`max_marginal_relevance_search_with_score_by_vector`).
+            DimensionMismatchError: The query's embedding has another length than the
+                table's dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         vector = self._embeddings.embed_query(check_query(query))
         return self.max_marginal_relevance_search_by_vector(
             vector, k, fetch_k, lambda_mult, filter, **kwargs
@@ -1052,11 +1452,33 @@ class PGVecStore(VectorStore):
             filter: A metadata filter, applied inside both legs.
             fetch_k: Candidates each leg ranks (default ``max(20, 4 * k)``).
             rrf_k: The RRF constant: larger values flatten the rank contributions.
-            weights: (vector weight, full-text weight).
-            **kwargs: Per-call search settings (``ef_search=`` ...).
+            weights: (vector weight, full-text weight), both finite and non-negative.
+            **kwargs: Per-call search settings for the vector leg, as
+                :meth:`similarity_search_with_score_by_vector` takes them.
 
         Returns:
-            (document, fused score) pairs, highest score first.
+            (document, fused score) pairs, highest score first; empty when the
+            collection does not exist.
+
+        Raises:
+            InvalidInputError: The query is not a string PostgreSQL can hold; ``k``,
+                ``fetch_k`` or ``rrf_k`` is not an integer from 0 to 2,147,483,647;
+                ``weights`` is not two non-negative numbers; or a search setting is out
+                of range.
+            SchemaError: The store was made without ``full_text``, or the table has no
+                full-text column and this role may not add it (it does not own the
+                table).
+            DimensionMismatchError: The query's embedding has another length than the
+                table's dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         vector = self._embeddings.embed_query(check_query(query))
         state = self._ensure(len(vector), full_text=True)
@@ -1113,7 +1535,34 @@ class PGVecStore(VectorStore):
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
-        """Documents from :meth:`hybrid_search_with_score`, without the scores."""
+        """Documents from :meth:`hybrid_search_with_score`, without the scores.
+
+        Args:
+            query: The query text (embedded for the vector leg).
+            k: How many documents to return.
+            filter: A metadata filter, applied inside both legs.
+            **kwargs: ``fetch_k``, ``rrf_k``, ``weights`` and per-call search settings,
+                as :meth:`hybrid_search_with_score` takes them.
+
+        Returns:
+            The documents, highest fused score first.
+
+        Raises:
+            InvalidInputError: As in :meth:`hybrid_search_with_score`.
+            SchemaError: The store has no full-text search (as in
+                :meth:`hybrid_search_with_score`).
+            DimensionMismatchError: The query's embedding has another length than the
+                table's dimension.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         return [doc for doc, _ in self.hybrid_search_with_score(query, k, filter, **kwargs)]
 
     async def ahybrid_search(
@@ -1128,9 +1577,32 @@ class PGVecStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """Keyword search only (``websearch_to_tsquery``), ranked by ``ts_rank_cd``.
 
+        Needs ``full_text`` enabled on the store; no embedding is computed.
+
+        Args:
+            query: The query, in ``websearch_to_tsquery`` syntax (``"quoted phrase"``,
+                ``or``, ``-excluded``).
+            k: How many documents to return.
+            filter: A metadata filter (FILTERS.md).
+            **kwargs: Unused; accepted so that retrievers can pass search keywords.
+
         Returns:
             (document, rank) pairs, highest first; empty for a query with no
-            searchable words.
+            searchable words, or when the collection does not exist.
+
+        Raises:
+            InvalidInputError: The query is not a string PostgreSQL can hold, or ``k``
+                is not an integer from 0 to 2,147,483,647.
+            SchemaError: The store was made without ``full_text``, or the table has no
+                full-text column and this role may not add it (it does not own the
+                table).
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         _check_k(k)
         state = self._ensure(full_text=True)
@@ -1158,7 +1630,29 @@ class PGVecStore(VectorStore):
     def full_text_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
-        """Documents from :meth:`full_text_search_with_score`, without the ranks."""
+        """Documents from :meth:`full_text_search_with_score`, without the ranks.
+
+        Args:
+            query: The query, in ``websearch_to_tsquery`` syntax.
+            k: How many documents to return.
+            filter: A metadata filter (FILTERS.md).
+            **kwargs: Unused; accepted so that retrievers can pass search keywords.
+
+        Returns:
+            The documents, highest rank first.
+
+        Raises:
+            InvalidInputError: As in :meth:`full_text_search_with_score`.
+            SchemaError: The store has no full-text search (as in
+                :meth:`full_text_search_with_score`).
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
+        """
         return [doc for doc, _ in self.full_text_search_with_score(query, k, filter, **kwargs)]
 
     async def afull_text_search(
@@ -1171,10 +1665,20 @@ class PGVecStore(VectorStore):
     def as_retriever(self, **kwargs: Any) -> PGVecRetriever:
         """A LangChain retriever over this store.
 
-        ``search_type`` is ``"similarity"`` (default), ``"mmr"``,
-        ``"similarity_score_threshold"``, ``"hybrid"`` or ``"full_text"``;
-        ``search_kwargs`` go to the matching search method (``k``, ``filter``,
-        ``fetch_k``, ``ef_search``, ...).
+        Args:
+            **kwargs: The retriever's fields: ``search_type`` (``"similarity"``, the
+                default, ``"mmr"``, ``"similarity_score_threshold"``, ``"hybrid"`` or
+                ``"full_text"``), ``search_kwargs`` (for the matching search method:
+                ``k``, ``filter``, ``fetch_k``, ``ef_search``, ...), ``tags`` (default:
+                the store's and the embeddings' class names), ...
+
+        Returns:
+            A :class:`PGVecRetriever`.
+
+        Raises:
+            ValueError: ``search_type`` is not one of those, or is
+                ``"similarity_score_threshold"`` without a float ``score_threshold`` in
+                ``search_kwargs`` (pydantic's ``ValidationError``).
         """
         tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
         return PGVecRetriever(vectorstore=self, tags=tags, **kwargs)
@@ -1195,7 +1699,9 @@ class PGVecStore(VectorStore):
 
         Build it after loading: HNSW builds faster into an existing table than it grows
         row by row, and IVFFlat trains its lists on the rows present. An index of the
-        same name and shape that exists already is left as it is.
+        same name and shape that exists already is left as it is. The build ignores
+        ``statement_timeout``; after a build, the table is analyzed (a failure of that
+        is logged, not raised).
 
         Args:
             spec: ``HNSW(m, ef_construction)`` or ``IVFFlat(lists)``; IVFFlat without
@@ -1215,9 +1721,21 @@ class PGVecStore(VectorStore):
             The index name.
 
         Raises:
-            SchemaError: The table does not exist, its vectors have more dimensions than
-                pgvector indexes (2,000 for vector, 4,000 for halfvec), or an index of
-                that name exists with another definition.
+            InvalidInputError: ``spec`` is not an ``HNSW`` or ``IVFFlat`` instance,
+                ``name`` is empty or over 63 bytes, ``maintenance_work_mem`` is not a
+                memory size, or ``concurrently`` and ``maintenance_work_mem`` are asked
+                for on a connection through a pooler.
+            SchemaError: The table does not exist; with ``per_collection``, the
+                collection does not; its vectors have no fixed dimension, or more
+                dimensions than pgvector indexes (2,000 for vector, 4,000 for halfvec);
+                or the name is taken by an index with another definition, an invalid
+                index, or another relation.
+            ExtensionError: An HNSW index on pgvector older than 0.5.
+            PrivilegeError: The role does not own the table.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         plan = self._vector_plan(
             self._ensure(), spec, name, concurrently, per_collection, maintenance_work_mem
@@ -1292,6 +1810,18 @@ class PGVecStore(VectorStore):
 
         Returns:
             The index name.
+
+        Raises:
+            InvalidInputError: ``name`` is empty or over 63 bytes.
+            FilterError: ``field`` is not a field name, or ``kind`` is not ``"number"``
+                or ``"text"``.
+            SchemaError: The table does not exist, or the name is taken by an index with
+                another definition, an invalid index, or another relation.
+            PrivilegeError: The role does not own the table.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         plan = self._metadata_plan(self._ensure(), field, kind, name, concurrently)
         if _index_admin.create(self._engines, self._write_access, plan, False):
@@ -1326,6 +1856,12 @@ class PGVecStore(VectorStore):
 
         Returns:
             One :class:`IndexInfo` per index, by name; empty when the table does not exist.
+
+        Raises:
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         with begin(self._engines.sync, vectors=False, access=self._read_access) as conn:
             return read_indexes(conn, self._spec)
@@ -1344,8 +1880,14 @@ class PGVecStore(VectorStore):
             concurrently: ``DROP INDEX CONCURRENTLY``: does not block searches and writes.
 
         Raises:
-            SchemaError: The name belongs to another table's index or relation, or to the
-                primary key.
+            InvalidInputError: ``name`` is empty or over 63 bytes.
+            SchemaError: The name belongs to another table's index or another relation,
+                or to the primary key.
+            PrivilegeError: The role does not own the table.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         name = _index_specs.check_index_name(name)
         _index_admin.drop(self._engines, self._write_access, self._spec, name, concurrently)
@@ -1358,14 +1900,18 @@ class PGVecStore(VectorStore):
         self._indexes_changed()
 
     def _indexes_changed(self) -> None:
-        """Read the indexes (and statistics) again before the next search plans, in
-        every store of this process on the table."""
+        """Read the indexes (and statistics) again before the next search plans.
+
+        In every store of this process on the table.
+        """
         self.refresh()
         changed(self._table_key)
 
     def _refresh_statistics(self, tables: Tables, scope: Literal["table", "planner"]) -> bool:
         """``ANALYZE`` the embedding table (see :func:`_bootstrap.analyze`); whether it did.
-        A failure is logged, never raised: the call that asked for it has committed."""
+
+        A failure is logged, never raised: the call that asked for it has committed.
+        """
         try:
             with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
                 analyze(conn, tables, scope)
@@ -1420,10 +1966,28 @@ class PGVecStore(VectorStore):
             mmr: Explain the candidate query of max_marginal_relevance_search instead.
             fetch_k: The MMR candidates fetched (with ``mmr``).
             **search_kwargs: Per-call search settings, as the search methods take them
-                (``ef_search``, ``iterative_scan``, ...).
+                (``ef_search``, ``iterative_scan``, ...); ``lambda_mult`` is ignored.
 
         Returns:
             The plan, one line per plan row.
+
+        Raises:
+            InvalidInputError: ``query`` is neither a string nor a vector, ``k`` (or
+                ``fetch_k`` with ``mmr``) is not an integer from 1 to 2,147,483,647, the
+                vector is not a flat sequence of finite numbers, or a search setting is
+                out of range.
+            DimensionMismatchError: The vector's length differs from the table's
+                dimension.
+            SchemaError: The table or the collection does not exist.
+            FilterError: ``filter`` breaks the filter language (FILTERS.md).
+            ExtensionError: ``iterative_scan`` is asked for (on the store or the call)
+                and pgvector is older than 0.8.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
+            PrivilegeError: The role may not ``SELECT`` from the tables.
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server could not be reached, or went away during
+                the call.
+            DatabaseError: The server refused a statement for another reason.
         """
         self._explain_args(query, k, mmr, fetch_k)
         vector = self._embeddings.embed_query(query) if isinstance(query, str) else query
@@ -1515,7 +2079,22 @@ class PGVecStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> PGVecStore:
-        """Make a store (``kwargs`` go to the constructor) and add ``texts`` to it."""
+        """Make a store and add ``texts`` to it.
+
+        Args:
+            texts: The contents.
+            embedding: The embeddings model (the constructor's ``embeddings``).
+            metadatas: One dict (or None) per text, or None.
+            ids: One id (or None, generated) per text, or None to generate all.
+            **kwargs: The constructor's keyword arguments (``connection``,
+                ``collection_name``, ...).
+
+        Returns:
+            The store.
+
+        Raises:
+            PGVecError: The errors of the constructor and of :meth:`add_texts`.
+        """
         store = cls(embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
@@ -1545,7 +2124,23 @@ class PGVecStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> PGVecStore:
-        """Make a store from (text, vector) pairs computed elsewhere."""
+        """Make a store and add (text, vector) pairs computed elsewhere to it.
+
+        Args:
+            text_embeddings: (text, vector) pairs.
+            embedding: The embeddings model (the constructor's ``embeddings``), used for
+                queries.
+            metadatas: One dict (or None) per pair, or None.
+            ids: One id (or None, generated) per pair, or None to generate all.
+            **kwargs: The constructor's keyword arguments (``connection``,
+                ``collection_name``, ...).
+
+        Returns:
+            The store.
+
+        Raises:
+            PGVecError: The errors of the constructor and of :meth:`add_embeddings`.
+        """
         store = cls(embedding, **kwargs)
         texts = [text for text, _ in text_embeddings]
         store.add_embeddings(texts, [vector for _, vector in text_embeddings], metadatas, ids)
@@ -1569,7 +2164,12 @@ class PGVecStore(VectorStore):
         return store
 
     def close(self) -> None:
-        """Close the connection pools this store created (never an engine you passed)."""
+        """Release this store's engines.
+
+        The pools (and search connections) of the engines it made are closed when the
+        last store sharing them closes; an engine you passed, and the twin derived from
+        it, stay open.
+        """
         self._engines.dispose()
 
     async def aclose(self) -> None:

@@ -8,9 +8,9 @@ other users of a pooled connection. Which route a search takes is the planner's
 
 Defaults, chosen so that approximate search returns what was asked:
 
-- ``hnsw.ef_search`` is at least the number of rows asked of the index (``k``,
-  ``fetch_k`` for MMR, times ``overfetch`` on the iterative route), never below
-  pgvector's default of 40;
+- ``hnsw.ef_search`` is the number of rows asked of the index (``k``, ``fetch_k`` for
+  MMR, times ``overfetch`` on the iterative route), never below pgvector's default of
+  40 nor above its maximum of 1,000;
 - ``ivfflat.probes`` is twice the square root of the IVFFlat index's lists
   (pgvector's default of 1 misses neighbours in the lists next to the query's), more
   when only a share of the index's rows can match;
@@ -19,8 +19,10 @@ Defaults, chosen so that approximate search returns what was asked:
   until enough rows pass; the rows are then sorted again by exact distance;
 - ``max_scan_tuples`` bounds that scan (pgvector's default 20,000), so a filter
   that matches almost nothing cannot make one query read the whole index;
-- at most ``exact_below`` matching rows (5,000) skip the vector index altogether:
-  exact distances over the matching rows, no settings but the statement timeout.
+- a filtered search, or one of a collection that is a minority of a shared index,
+  with at most ``exact_below`` matching rows (5,000) skips the vector index
+  altogether: exact distances over the matching rows, no settings but the statement
+  timeout.
 """
 
 from __future__ import annotations
@@ -60,29 +62,44 @@ def _positive(name: str, value: int | None, upper: int) -> None:
 class SearchSettings:
     """How approximate (index) search trades speed for recall, per store or per call.
 
-    Every field left as None takes the default described in the module docstring.
+    Every field left as None takes its default, given below.
 
     Args:
-        ef_search: HNSW candidate list size (``hnsw.ef_search``, 1 to 1000).
-        probes: IVFFlat lists probed (``ivfflat.probes``; None: twice the square root
-            of the index's lists, more for a filtered or minority search).
+        ef_search: HNSW candidate list size (``hnsw.ef_search``, 1 to 1000; None: the
+            rows asked of the index, at least 40 and at most 1000).
+        probes: IVFFlat lists probed (``ivfflat.probes``, 1 to 32768; None: twice the
+            square root of the index's lists, more for a filtered or minority search,
+            at most all of them).
         iterative_scan: ``"off"``, ``"relaxed_order"`` or ``"strict_order"``; None
             means relaxed on the iterative route (a filter, or a collection that is
-            a minority of a shared index) and off otherwise.
-        max_scan_tuples: Upper bound of tuples an iterative HNSW scan visits.
-        max_probes: Upper bound of lists an iterative IVFFlat scan probes.
-        statement_timeout_ms: Cancel the statement after this many milliseconds.
+            a minority of a shared index) and the session's setting (pgvector's
+            default: off) otherwise. IVFFlat has no strict order: with
+            ``"strict_order"`` its iterative scan is off. Needs pgvector 0.8.
+        max_scan_tuples: Upper bound of tuples an iterative HNSW scan visits (None:
+            pgvector's default, 20,000).
+        max_probes: Upper bound of lists an iterative IVFFlat scan probes (None:
+            pgvector's default).
+        statement_timeout_ms: Cancel the statement after this many milliseconds
+            (None: the server's setting).
         overfetch: A search on the iterative route asks the index for
             ``overfetch * k`` matching rows and keeps the ``k`` nearest by exact
-            distance (default 2). An iterative scan returns matches in roughly
-            increasing distance; asking for more than ``k`` lifts recall.
-        exact_below: A search of a collection, or of a collection and filter, that
-            matches at most this many rows skips the vector index: the rows' own
-            indexes find them and all of them are ranked by exact distance (default
-            5,000; 0 turns this off). This is where an index scan loses recall and
-            the exact answer costs little. Judging the rows costs an EXPLAIN (the
-            database planner's estimate) and, when that is close, a count stopped at
-            ``exact_below + 1`` rows; the answer is kept for a minute.
+            distance (1 to 100; default 2). An iterative scan returns matches in
+            roughly increasing distance; asking for more than ``k`` lifts recall.
+        exact_below: A filtered search, or a search of a collection that holds less
+            than 80% of a shared index's rows, that matches at most this many rows
+            skips the vector index: the rows' own indexes find them and all of them
+            are ranked by exact distance (default 5,000; 0 turns this off). An
+            unfiltered search of a collection with its own partial index, or with at
+            least 80% of a shared index's rows, goes through the index. Judging the
+            rows costs an EXPLAIN (the database planner's estimate) and, when that is
+            close, a count stopped at ``exact_below + 1`` rows; the answer is kept
+            for a minute.
+
+    Raises:
+        InvalidInputError: A field is not an integer in its range (given above;
+            ``max_scan_tuples`` and ``statement_timeout_ms``: 1 to 2,147,483,647,
+            ``max_probes``: 1 to 32768, ``exact_below``: from 0), or ``iterative_scan``
+            is not one of its three values.
     """
 
     ef_search: int | None = None
@@ -110,7 +127,14 @@ class SearchSettings:
             )
 
     def merged(self, override: SearchSettings | None) -> SearchSettings:
-        """These settings with every field that ``override`` sets replaced."""
+        """These settings with every field that ``override`` sets replaced.
+
+        Args:
+            override: The settings to apply; its fields left as None change nothing.
+
+        Returns:
+            A new :class:`SearchSettings` (this one when ``override`` is None).
+        """
         if override is None:
             return self
         changes = {
@@ -150,11 +174,13 @@ def fetch_size(settings: SearchSettings, k: int, filtered: bool) -> int:
 
 
 def default_probes(lists: int, share: float = 1.0) -> int:
-    """IVFFlat lists to probe by default: twice the square root of the index's lists
-    (pgvector's documentation starts at the square root; its own default, 1, finds the
-    nearest neighbours only when they share the query's list), divided by the square
-    root of the share of the index's rows that can match: the nearest matching rows lie
-    further out, in more lists."""
+    """The IVFFlat lists to probe by default (at least 1, at most ``lists``).
+
+    Twice the square root of the index's lists (pgvector's documentation starts at the
+    square root; its own default, 1, finds the nearest neighbours only when they share
+    the query's list), divided by the square root of the share of the index's rows
+    that can match: the nearest matching rows lie further out, in more lists.
+    """
     wanted = 2 * math.sqrt(lists) / math.sqrt(min(1.0, max(share, 1e-6)))
     return max(1, min(lists, math.ceil(wanted)))
 
@@ -168,8 +194,11 @@ def resolve(
     lists: int | None = None,
     share: float = 1.0,
 ) -> dict[str, str]:
-    """The GUCs to set for one query (name -> value); ``lists``: those of the IVFFlat
-    index the query is expected to use; ``share``: the share of its rows that match."""
+    """The GUCs to set for one query (name -> value).
+
+    ``lists``: those of the IVFFlat index the query is expected to use; ``share``: the
+    share of its rows that match.
+    """
     gucs: dict[str, str] = {
         "hnsw.ef_search": str(settings.ef_search or min(1000, max(DEFAULT_EF_SEARCH, candidates)))
     }
@@ -196,8 +225,10 @@ def timeout(settings: SearchSettings) -> dict[str, str]:
 
 
 def changes(gucs: dict[str, str], current: dict[str, str]) -> dict[str, str]:
-    """The settings whose value differs from what the session has (so a plain query,
-    the common case, sends no settings statement at all)."""
+    """The settings whose value differs from what the session has.
+
+    So a plain query, the common case, sends no settings statement at all.
+    """
     known = {**PGVECTOR_DEFAULTS, **current}
     return {name: value for name, value in gucs.items() if known.get(name) != value}
 
