@@ -32,7 +32,7 @@ from ._driver import (
     guard_prepared,
     register,
 )
-from ._errors import Access, InvalidInputError, PGVecError, translate_errors
+from ._errors import Access, InvalidInputError, translate_errors
 
 Connectable = str | URL | Engine | AsyncEngine | None
 
@@ -62,9 +62,14 @@ def normalise_url(url: str | URL) -> URL:
     Raises:
         PGVecError: For a URL that is not PostgreSQL.
     """
-    parsed = make_url(url) if isinstance(url, str) else url
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError as exc:
+        raise InvalidInputError(
+            f"connection is not a URL such as 'postgresql://user:pass@host/db' ({exc})"
+        ) from exc
     if parsed.drivername not in _DRIVERS_TO_NORMALISE:
-        raise PGVecError(
+        raise InvalidInputError(
             f"connection must be a PostgreSQL URL such as 'postgresql://user:pass@host/db', "
             f"got driver {parsed.drivername!r}"
         )
@@ -130,7 +135,7 @@ class Engines:
         elif isinstance(connection, (str, URL)):
             self.url = normalise_url(connection)
         else:
-            raise PGVecError(
+            raise InvalidInputError(
                 "connection must be a URL string, a sqlalchemy URL, Engine or AsyncEngine, "
                 f"or None for $PGVEC_URL / the embedded server; got {type(connection).__name__}"
             )
@@ -272,7 +277,7 @@ class Engines:
 
 def _require_psycopg(driver: str, kind: str) -> None:
     if driver not in ("psycopg", "psycopg_async"):
-        raise PGVecError(
+        raise InvalidInputError(
             f"the {kind} uses the {driver!r} driver; langchain-pgvec needs psycopg 3: "
             "create it from a 'postgresql+psycopg://' URL"
         )

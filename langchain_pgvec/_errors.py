@@ -201,8 +201,8 @@ def _timeout(error: BaseException, access: Access | None) -> PGVecError:
 def _lost(error: BaseException, access: Access | None) -> PGVecError:
     return ConnectionLostError(
         f"no connection to PostgreSQL ({_message(error)}); check that the server is running "
-        "and reachable. Nothing of this call was committed, and the next call reconnects "
-        "by itself"
+        "and reachable. Nothing of this call was committed (unless the connection went away "
+        "during its very COMMIT), and the next call reconnects by itself"
     )
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import _ingest, _progress
 from ._bootstrap import ensure, lock_collection
 from ._engine import Engines, begin
-from ._errors import InvalidInputError, MigrationError
+from ._errors import InvalidInputError, MigrationError, translate_errors
 from ._schema import TableSpec, decode_vectors
 from ._validate import check_int, prepare
 
@@ -356,7 +356,7 @@ def migrate_from_langchain_postgres(
     spec: TableSpec = store.table_spec if store is not None else TableSpec()
     target_engine = store.engine if store is not None else cast(Engines, target_engines).sync
     try:
-        with source_engines.sync.connect() as read:
+        with translate_errors(), source_engines.sync.connect() as read:
             read = read.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )

@@ -46,11 +46,11 @@ from ._catalog import IndexInfo, read_indexes
 from ._driver import aread, read
 from ._engine import Connectable, Engines, abegin, aretrying, begin, retrying
 from ._errors import Access, InvalidInputError, PerformanceWarning, PGVecError, SchemaError
-from ._filters import IndexKind, compile_filter
+from ._filters import IndexKind, compile_filter, validate_filter
 from ._index_specs import IndexSpec
 from ._mmr import check_lambda
 from ._retriever import PGVecRetriever
-from ._schema import DistanceStrategy, Tables, TableSpec, VectorType, mapped_tables
+from ._schema import MAX_DIMENSION, DistanceStrategy, Tables, TableSpec, VectorType, mapped_tables
 from ._search import Planner, Request, Steps
 from ._tuning import SearchSettings
 from ._validate import (
@@ -114,6 +114,29 @@ def _stacklevel() -> int:
 
 def _plan_text(rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(str(row[0]) for row in rows)
+
+
+def _strategy(value: object) -> DistanceStrategy:
+    try:
+        return DistanceStrategy(value)
+    except ValueError:
+        names = ", ".join(repr(s.value) for s in DistanceStrategy)
+        raise InvalidInputError(
+            f"distance_strategy must be a DistanceStrategy or one of {names}, got {value!r}"
+        ) from None
+
+
+def _timeout_ms(seconds: object) -> int:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise InvalidInputError(
+            f"statement_timeout must be a positive number of seconds (or None), got {seconds!r}"
+        )
+    return max(1, int(seconds * 1000))
 
 
 def _check_k(k: int, name: str = "k") -> None:
@@ -196,6 +219,7 @@ class PGVecStore(VectorStore):
     _DEFAULT_BATCH: ClassVar[int] = 1000
     _unindexed_warned: bool = False
     _advised: State | None = None
+    _closed: bool = False
 
     def __init__(
         self,
@@ -227,8 +251,12 @@ class PGVecStore(VectorStore):
         check_key(collection_name, "collection_name")
         self._embeddings = embeddings
         self.collection_name = collection_name
-        self.distance_strategy = DistanceStrategy(distance_strategy)
+        self.distance_strategy = _strategy(distance_strategy)
         self.override_relevance_score_fn = relevance_score_fn
+        if embedding_length is not None:
+            check_int(
+                embedding_length, "embedding_length", 1, MAX_DIMENSION.get(vector_type, 16000)
+            )
         self._spec = TableSpec(
             schema=schema,
             collection_table=collection_table,
@@ -239,7 +267,7 @@ class PGVecStore(VectorStore):
         )
         self._collection_metadata = dict(collection_metadata or {})
         self._create_extension = bool(create_extension)
-        timeout_ms = None if statement_timeout is None else max(1, int(statement_timeout * 1000))
+        timeout_ms = None if statement_timeout is None else _timeout_ms(statement_timeout)
         self.search_settings = (search_settings or SearchSettings()).merged(
             SearchSettings(statement_timeout_ms=timeout_ms)
         )
@@ -266,13 +294,14 @@ class PGVecStore(VectorStore):
 
     @property
     def table_spec(self) -> TableSpec:
-        """The tables this store was configured with.
+        """The tables this store reads and writes.
 
         Schema, table names, dimension, vector type and text search configuration. The
-        dimension is ``embedding_length`` as given: None when it was not, even once the
-        table's dimension is known.
+        dimension is the table's once the store has read it, else ``embedding_length``
+        as given (None when it was not).
         """
-        return self._spec
+        state = self._state
+        return state.tables.spec if state is not None else self._spec
 
     def refresh(self) -> None:
         """Read the tables' state again on the next call, and forget what searches learnt.
@@ -816,6 +845,7 @@ class PGVecStore(VectorStore):
         self._check_page(limit, offset)
         state = self._ensure()
         if state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         statement = _sql.get_where(
             state.tables,
@@ -834,6 +864,7 @@ class PGVecStore(VectorStore):
         self._check_page(limit, offset)
         state = await self._aensure()
         if state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         statement = _sql.get_where(
             state.tables,
@@ -871,6 +902,7 @@ class PGVecStore(VectorStore):
         """
         state = self._ensure()
         if state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
         with self._reading() as conn:
@@ -880,6 +912,7 @@ class PGVecStore(VectorStore):
         """Async twin of :meth:`count`."""
         state = await self._aensure()
         if state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
         async with self._areading() as conn:
@@ -917,6 +950,7 @@ class PGVecStore(VectorStore):
         self._check_delete(ids, filter)
         state = self._ensure()
         if state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return True
         statement = self._delete_statement(state, ids, filter)
         with self._writing() as conn:
@@ -931,6 +965,7 @@ class PGVecStore(VectorStore):
         self._check_delete(ids, filter)
         state = await self._aensure()
         if state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return True
         statement = self._delete_statement(state, ids, filter)
         async with self._awriting() as conn:
@@ -1030,6 +1065,7 @@ class PGVecStore(VectorStore):
         _check_k(k)
         state = self._ensure(len(embedding))
         if not k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         return _scored(self._run(self._steps(state, embedding, k, filter, kwargs)))
 
@@ -1040,6 +1076,7 @@ class PGVecStore(VectorStore):
         _check_k(k)
         state = await self._aensure(len(embedding))
         if not k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         return _scored(await self._arun(self._steps(state, embedding, k, filter, kwargs)))
 
@@ -1284,6 +1321,7 @@ class PGVecStore(VectorStore):
         check_lambda(lambda_mult)
         state = self._ensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
         return _scored(
@@ -1305,6 +1343,7 @@ class PGVecStore(VectorStore):
         check_lambda(lambda_mult)
         state = await self._aensure(len(embedding))
         if not k or not fetch_k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
         rows = await self._arun(steps)
@@ -1480,9 +1519,11 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
+        self._hybrid_args(query, k, fetch_k, rrf_k, weights)
         vector = self._embeddings.embed_query(check_query(query))
         state = self._ensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
         return _fused(self._run(steps))
@@ -1499,12 +1540,43 @@ class PGVecStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`hybrid_search_with_score`."""
+        self._hybrid_args(query, k, fetch_k, rrf_k, weights)
         vector = await self._embeddings.aembed_query(check_query(query))
         state = await self._aensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
         return _fused(await self._arun(steps))
+
+    def _hybrid_args(
+        self,
+        query: str,
+        k: int,
+        fetch_k: int | None,
+        rrf_k: int,
+        weights: tuple[float, float],
+    ) -> None:
+        """Raise before any I/O (and before the query is embedded) for bad arguments."""
+        check_query(query)
+        _check_k(k)
+        if fetch_k is not None:
+            _check_k(fetch_k, "fetch_k")
+        _check_k(rrf_k, "rrf_k")
+        if (
+            not isinstance(weights, tuple | list)
+            or len(weights) != 2
+            or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w)
+                for w in weights
+            )
+            or not all(w >= 0 for w in weights)
+        ):
+            raise InvalidInputError(
+                f"weights must be two non-negative numbers (vector, text), got {weights!r}"
+            )
+        if self._spec.text_search_config is None:
+            _hybrid.check_search(mapped_tables(self._spec), query)
 
     def _hybrid_steps(
         self,
@@ -1518,15 +1590,8 @@ class PGVecStore(VectorStore):
         weights: tuple[float, float],
         kwargs: dict[str, Any],
     ) -> Steps:
-        """The statements of one hybrid search, its arguments checked first."""
-        _check_k(k)
+        """The statements of one hybrid search (its arguments checked by _hybrid_args)."""
         candidates = max(20, 4 * k) if fetch_k is None else fetch_k
-        _check_k(candidates, "fetch_k")
-        _check_k(rrf_k, "rrf_k")
-        if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights):
-            raise InvalidInputError(
-                f"weights must be two non-negative numbers (vector, text), got {weights!r}"
-            )
         _hybrid.check_search(state.tables, query, present=state.full_text)
         request = self._request(state, embedding, candidates, filter, kwargs)
         pair = (float(weights[0]), float(weights[1]))
@@ -1607,6 +1672,7 @@ class PGVecStore(VectorStore):
         _check_k(k)
         state = self._ensure(full_text=True)
         if not k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._full_text_steps(state, query, k, filter)
         return _fused(self._run(steps))
@@ -1618,6 +1684,7 @@ class PGVecStore(VectorStore):
         _check_k(k)
         state = await self._aensure(full_text=True)
         if not k or state is None or state.collection_id is None:
+            validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._full_text_steps(state, query, k, filter)
         return _fused(await self._arun(steps))
@@ -1990,7 +2057,9 @@ class PGVecStore(VectorStore):
             DatabaseError: The server refused a statement for another reason.
         """
         self._explain_args(query, k, mmr, fetch_k)
-        vector = self._embeddings.embed_query(query) if isinstance(query, str) else query
+        vector = (
+            self._embeddings.embed_query(check_query(query)) if isinstance(query, str) else query
+        )
         state = self._ensure(len(vector))
         steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
         return _plan_text(self._run(steps))
@@ -2008,7 +2077,11 @@ class PGVecStore(VectorStore):
     ) -> str:
         """Async twin of :meth:`explain`."""
         self._explain_args(query, k, mmr, fetch_k)
-        vector = await self._embeddings.aembed_query(query) if isinstance(query, str) else query
+        vector = (
+            await self._embeddings.aembed_query(check_query(query))
+            if isinstance(query, str)
+            else query
+        )
         state = await self._aensure(len(vector))
         steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
         return _plan_text(await self._arun(steps))
@@ -2168,13 +2241,17 @@ class PGVecStore(VectorStore):
 
         The pools (and search connections) of the engines it made are closed when the
         last store sharing them closes; an engine you passed, and the twin derived from
-        it, stay open.
+        it, stay open. Closing a store twice releases its engines once.
         """
-        self._engines.dispose()
+        if not self._closed:
+            self._closed = True
+            self._engines.dispose()
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
-        await self._engines.adispose()
+        if not self._closed:
+            self._closed = True
+            await self._engines.adispose()
 
     def __repr__(self) -> str:
         return (

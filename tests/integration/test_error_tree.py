@@ -358,3 +358,88 @@ async def test_features_of_a_newer_pgvector_say_which_version(
     finally:
         with engine.begin() as conn:
             conn.execute(text(f'DROP TABLE IF EXISTS "{table}", "{table}_c" CASCADE'))
+
+
+# ---------------------------------------------------------------------- the constructor
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"distance_strategy": "manhattan"},
+        {"embedding_length": "384"},
+        {"embedding_length": 0},
+        {"embedding_length": 20_000},
+        {"statement_timeout": 0},
+        {"statement_timeout": -1.5},
+        {"statement_timeout": "2s"},
+        {"statement_timeout": float("nan")},
+        {"connection": "not a url at all ::"},
+        {"connection": "mysql://user@host/db"},
+        {"connection": 42},
+        {"collection_name": ""},
+    ],
+    ids=lambda kwargs: ",".join(f"{k}={v!r}" for k, v in kwargs.items()),
+)
+def test_bad_constructor_arguments(kwargs: dict[str, Any], engine: Engine) -> None:
+    kwargs.setdefault("connection", engine)
+    with pytest.raises(InvalidInputError):
+        PGVecStore(HashingEmbeddings(dimension=DIM), **kwargs)
+
+
+def test_an_engine_of_another_driver(tmp_path: Any) -> None:
+    from sqlalchemy import create_engine
+
+    other = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(InvalidInputError, match="psycopg 3"):
+        PGVecStore(HashingEmbeddings(), connection=other)
+    other.dispose()
+
+
+async def test_nothing_to_search_still_checks_the_filter(engine: Engine, run: Runner) -> None:
+    table = f"et_empty_{uuid.uuid4().hex[:6]}"
+    empty = PGVecStore(
+        HashingEmbeddings(dimension=DIM),
+        connection=engine,
+        embedding_table=table,
+        collection_table=f"{table}_c",
+        full_text=True,
+    )
+    for method, args in (
+        ("similarity_search", ("q", 4, {"$bad": 1})),
+        ("max_marginal_relevance_search", ("q", 4, 20, 0.5, {"n": {"$gt": []}})),
+        ("hybrid_search", ("q", 4, {"$or": []})),
+        ("count", ({"$not": 3},)),
+        ("get", ({"n": {"$in": 1}},)),
+    ):
+        with pytest.raises(FilterError):
+            await run(empty, method, *args)
+
+
+async def test_hybrid_arguments_are_checked_before_the_query_is_embedded(
+    store: PGVecStore, run: Runner
+) -> None:
+    calls = []
+    embed = store._embeddings.embed_query
+
+    def counting(text: str) -> list[float]:
+        calls.append(text)
+        return embed(text)
+
+    store._embeddings.embed_query = counting  # type: ignore[method-assign]
+    store._embeddings.aembed_query = None  # type: ignore[method-assign,assignment]
+    for kwargs in ({"weights": (1.0,)}, {"rrf_k": -1}, {"fetch_k": "many"}, {"k": -2}):
+        with pytest.raises(InvalidInputError):
+            await run(store, "hybrid_search", "postgres", **kwargs)
+    assert calls == []
+
+
+def test_closing_a_store_twice_releases_its_engines_once(pg_url: str) -> None:
+    first = PGVecStore(HashingEmbeddings(), connection=pg_url, embedding_table="et_twice")
+    second = PGVecStore(HashingEmbeddings(), connection=pg_url, embedding_table="et_twice")
+    assert first.engine is second.engine
+    first.close()
+    first.close()  # no second release: the other store's pools stay open
+    assert second._engines._users == 1
+    second.close()
+    assert second._engines._users == 0
