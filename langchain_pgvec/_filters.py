@@ -68,7 +68,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement, False_, Grouping, True_
 
 from ._errors import FilterError
-from ._validate import unstorable
+from ._validate import brief, unstorable
 
 __all__ = [
     "FIELD_OPERATORS",
@@ -125,10 +125,7 @@ _Node = _Leaf | _And | _Or | _Not
 
 
 def _describe(value: object) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
+    return f"{brief(value)} ({type(value).__name__})"
 
 
 def _string_problem(value: str) -> str | None:

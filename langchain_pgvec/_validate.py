@@ -12,6 +12,7 @@ import decimal
 import json
 import math
 import re
+import reprlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,17 @@ from typing import Any
 import numpy as np
 
 from ._errors import DimensionMismatchError, InvalidInputError
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel = 3
+_BRIEF.maxstring = _BRIEF.maxother = 40
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 4
+
+
+def brief(value: object) -> str:
+    """A short ``repr`` for error messages: bounded in depth and length, whatever ``value``."""
+    return _BRIEF.repr(value)
+
 
 # a JSON string (skipped) or a number in exponent notation (group 1)
 _EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?[eE][-+]?\d+)')
@@ -78,7 +90,8 @@ class Batch:
 def as_matrix(vectors: Any, *, rows: int | None = None, what: str = "embeddings") -> np.ndarray:
     """``vectors`` as a C-contiguous float32 (n, d) matrix of finite values."""
     try:
-        matrix = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+            matrix = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"{what} must be a sequence of equal-length lists of numbers or a 2-D numpy "
@@ -111,7 +124,8 @@ def as_vector(vector: Any, dimension: int | None) -> np.ndarray:
     On every search, so cheap: one conversion (none for a float32 array) and one check.
     """
     try:
-        row = np.asarray(vector, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+            row = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"the query embedding must be a sequence of numbers or a 1-D numpy array ({exc})"
@@ -187,11 +201,11 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidInputError(
-                    f"{where} has the key {key!r} of type {type(key).__name__}; JSON keys "
+                    f"{where} has the key {brief(key)} of type {type(key).__name__}; JSON keys "
                     "must be strings (convert it with str())"
                 )
-            check_string(key, f"{where} key {key!r}")
-            _check_json(item, f"{where}[{key!r}]", depth + 1)
+            check_string(key, f"{where} key {brief(key)}")
+            _check_json(item, f"{where}[{brief(key)}]", depth + 1)
         return
     if isinstance(value, (list, tuple)):
         for position, item in enumerate(value):
@@ -333,14 +347,14 @@ def check_ids(ids: Sequence[str | None] | None, count: int) -> list[str]:
         elif not isinstance(value, str):
             raise InvalidInputError(
                 f"ids[{position}] is a {type(value).__name__}; ids must be strings "
-                f"(pass str({value!r}))"
+                f"(pass str({brief(value)}))"
             )
         else:
             check_string(value, f"ids[{position}]")
             check_key(value, f"ids[{position}]")
         if value in seen:
             raise InvalidInputError(
-                f"the id {value!r} appears more than once in this call (again at "
+                f"the id {brief(value)} appears more than once in this call (again at "
                 f"ids[{position}]); ids must be unique within one call"
             )
         seen.add(value)

@@ -21,7 +21,9 @@ from sqlalchemy.schema import CreateIndex
 from langchain_pgvec._errors import FilterError, PGVecError
 from langchain_pgvec._filters import (
     FIELD_OPERATORS,
+    INDEXED_IN,
     LOGICAL_OPERATORS,
+    MAX_DEPTH,
     compile_filter,
     metadata_index_expression,
     validate_filter,
@@ -484,3 +486,70 @@ def test_orm_attributes_compile_like_core_columns() -> None:
     assert str(CreateIndex(index).compile(dialect=DIALECT)).startswith(
         "CREATE INDEX ix ON docs ((CASE WHEN (jsonb_typeof(metadata -> 'a')"
     )
+
+
+# --------------------------------------------------------------------------- long $in, depth
+
+
+def test_a_long_in_is_one_array_comparison() -> None:
+    values: list[Any] = [None, True, "x", 1.5, *range(INDEXED_IN)]
+    text, params = compiled(compile_filter({"a.b": {"$in": values}}, METADATA))
+    assert len(params) == 1
+    ((name, bound),) = params.items()
+    assert bound == values  # one parameter however many values: a jsonb[] of them all
+    assert text == f"coalesce(((docs.metadata -> 'a') -> 'b') = ANY (%({name})s::JSONB[]), false)"
+
+
+def test_an_in_of_up_to_indexed_in_values_is_or_of_containments() -> None:
+    values = list(range(INDEXED_IN))
+    text, params = compiled(compile_filter({"a": {"$in": values}}, METADATA))
+    parts = text.split(" OR ")
+    assert len(parts) == INDEXED_IN == len(params)
+    assert all(re.fullmatch(r"\(docs\.metadata @> %\(\w+\)s::JSONB\)", p) for p in parts)
+    assert sorted(params.values(), key=lambda d: d["a"]) == [{"a": v} for v in values]
+
+
+def test_a_long_nin_is_the_negated_array_comparison() -> None:
+    values = list(range(INDEXED_IN + 1))
+    text, params = compiled(compile_filter({"a": {"$nin": values}}, METADATA))
+    ((name, bound),) = params.items()
+    assert bound == values
+    assert text == (
+        f"coalesce((docs.metadata -> 'a') = ANY (%({name})s::JSONB[]), false) IS NOT true"
+    )
+    short, short_params = compiled(compile_filter({"a": {"$nin": values[:-1]}}, METADATA))
+    assert short.startswith("((docs.metadata @> ") and short.endswith(") IS NOT true")
+    assert short.count(" OR ") == INDEXED_IN - 1 and len(short_params) == INDEXED_IN
+
+
+def _nested(levels: int, op: str = "$and") -> dict[str, Any]:
+    filter: dict[str, Any] = {"a": 1}
+    for _ in range(levels):
+        filter = {"$not": filter} if op == "$not" else {op: [filter]}
+    return filter
+
+
+@pytest.mark.parametrize("op", ["$and", "$or", "$not"])
+def test_logical_operators_nest_up_to_max_depth(op: str) -> None:
+    validate_filter(_nested(MAX_DEPTH, op))
+    compile_filter(_nested(MAX_DEPTH, op), METADATA)
+    with pytest.raises(FilterError) as error:
+        validate_filter(_nested(MAX_DEPTH + 1, op))
+    message = str(error.value)
+    assert f"nest more than {MAX_DEPTH} levels deep" in message
+    assert "flatten the filter" in message
+    assert message.startswith(f"Invalid filter at {op}")  # where: the path down to it
+
+
+def test_a_thousand_levels_is_a_filter_error_not_a_recursion_error() -> None:
+    for op in ("$and", "$or", "$not"):
+        with pytest.raises(FilterError, match=f"more than {MAX_DEPTH} levels"):
+            compile_filter(_nested(1_000, op), METADATA)
+
+
+def test_a_deeply_nested_operand_is_a_filter_error() -> None:
+    deep: Any = 1
+    for _ in range(1_000):
+        deep = [deep]
+    with pytest.raises(FilterError):
+        compile_filter({"a": {"$in": [deep]}}, METADATA)
