@@ -326,6 +326,16 @@ _TABLE_SIZE = text(
     "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table"
 )
 _CURRENT_SCHEMA = text("SELECT current_schema()")
+_COLUMN_TYPES = text(
+    "SELECT column_name, udt_name FROM information_schema.columns "
+    "WHERE table_schema = coalesce(:schema, current_schema()) AND table_name = :table"
+)
+_COLUMN_TYPMOD = text(
+    "SELECT a.atttypmod FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table "
+    "AND a.attname = :column"
+)
 
 
 def embedding_tables(conn: Connection, schema: str | None) -> list[Any]:
@@ -358,3 +368,16 @@ def collections(conn: Connection, tables: Tables) -> list[tuple[Any, str, int]]:
         .order_by(collection.c.name)
     )
     return [(row[0], row[1], int(row[2])) for row in conn.execute(statement)]
+
+
+def column_types(conn: Connection, schema: str | None, table: str) -> dict[str, str]:
+    """Column name to type name of ``schema.table``; empty when there is no such table."""
+    rows = conn.execute(_COLUMN_TYPES, {"schema": schema, "table": table}).all()
+    return {name: udt for name, udt in rows}
+
+
+def declared_dimension(conn: Connection, schema: str | None, table: str, column: str) -> int | None:
+    """The dimension a vector column declares (``vector(384)``), or None when it has none."""
+    params = {"schema": schema, "table": table, "column": column}
+    value = conn.execute(_COLUMN_TYPMOD, params).scalar()
+    return int(value) if value is not None and value > 0 else None

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
-from sqlalchemy import URL, Connection, Engine, column, func, select, table, text
+from sqlalchemy import URL, Connection, Engine, column, func, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import _ingest, _progress
+from . import _catalog, _ingest, _progress
 from ._bootstrap import ensure, lock_collection
 from ._engine import Engines, begin
 from ._errors import InvalidInputError, MigrationError, translate_errors
@@ -54,16 +54,6 @@ SOURCE_COLLECTION_TABLE = "langchain_pg_collection"
 SOURCE_EMBEDDING_TABLE = "langchain_pg_embedding"
 DEFAULT_CHUNK = 5000
 
-_COLUMNS = text(
-    "SELECT column_name, udt_name FROM information_schema.columns "
-    "WHERE table_schema = coalesce(:schema, current_schema()) AND table_name = :table"
-)
-_COLUMN_TYPMOD = text(
-    "SELECT a.atttypmod FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table "
-    "AND a.attname = 'embedding'"
-)
 _REQUIRED = {
     SOURCE_COLLECTION_TABLE: {"uuid", "name", "cmetadata"},
     SOURCE_EMBEDDING_TABLE: {"id", "collection_id", "embedding", "document", "cmetadata"},
@@ -152,9 +142,7 @@ def _check_source(conn: Connection, schema: str | None) -> int | None:
     """
     where = f"schema {schema!r}" if schema else "the current schema"
     for name, required in _REQUIRED.items():
-        columns: dict[str, str] = dict(
-            conn.execute(_COLUMNS, {"schema": schema, "table": name}).all()
-        )
+        columns = _catalog.column_types(conn, schema, name)
         if not columns:
             raise MigrationError(
                 f"no table {name!r} in {where} of the source database: is this the database "
@@ -178,9 +166,7 @@ def _check_source(conn: Connection, schema: str | None) -> int | None:
                 f"{name}.embedding is of type {columns['embedding']!r}, expected pgvector's "
                 "'vector'"
             )
-    typmod = conn.execute(_COLUMN_TYPMOD, {"schema": schema, "table": SOURCE_EMBEDDING_TABLE})
-    value = typmod.scalar()
-    return int(value) if value is not None and value > 0 else None
+    return _catalog.declared_dimension(conn, schema, SOURCE_EMBEDDING_TABLE, "embedding")
 
 
 def _sources(conn: Connection, schema: str | None, name: str | None) -> list[_Source]:

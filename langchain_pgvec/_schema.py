@@ -493,10 +493,10 @@ def mapped_tables(spec: TableSpec) -> Tables:
 
     # Keep small vectors in the row: with the default EXTENDED storage, a row over
     # ~2 kB (a long text, a tsvector) has its embedding moved to TOAST first, and every
-    # distance computation then fetches it from there (measured: 3.6x slower exact
-    # scans). MAIN makes TOAST move content and metadata out before the vector. A
+    # distance computation then fetches it from there, which makes exact scans several
+    # times slower. MAIN makes TOAST move content and metadata out before the vector. A
     # vector that alone exceeds the threshold is TOASTed either way; there MAIN would
-    # only push the small columns out too (measured: 0.58x ingest at 1,536 dims).
+    # only push the small columns out too, which slows ingestion for no gain.
     if spec.dimension is not None and _vector_bytes(spec) <= _INLINE_VECTOR_BYTES:
         event.listen(
             cast_table(Embedding.__table__),
