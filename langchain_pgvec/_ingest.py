@@ -16,7 +16,6 @@ Two routes, chosen per call inside the call's transaction:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import struct
@@ -243,69 +242,82 @@ class _Copy:
 _Op = _Execute | _Copy
 
 
-def _write_steps(tables: Tables, cid: uuid.UUID, batch: Batch) -> Generator[_Op, Any, None]:
-    """What upserting ``batch`` runs, one operation at a time (the twins drive it)."""
+def _write_steps(tables: Tables, cid: uuid.UUID, batch: Batch) -> Generator[_Op, Any, int]:
+    """What upserting ``batch`` runs, one operation at a time (the twins drive it).
+
+    Returns how many rows it inserted or changed (an upsert leaves unchanged rows alone).
+    """
     if len(batch) < COPY_THRESHOLD:
-        yield _Execute(_sql.upsert(tables), params(batch, cid))
-        return
+        return _written((yield _Execute(_sql.upsert(tables), params(batch, cid))), len(batch))
     vector_type = tables.spec.vector_type
     fresh = not _holds_any((yield _Execute(_sql.any_row(tables, cid))))
     if fresh or not _holds_any((yield _Execute(_sql.existing_ids(tables, cid, batch.ids)))):
         stream = encode(batch, vector_type, cid, lock_order(batch))
         if (yield _Copy(_copy_statement(tables.embedding, True), stream, savepoint=True)):
-            return
+            return len(batch)
         # a concurrent writer added one of the ids meanwhile: upsert instead
     staging = staging_table(tables)
     yield _Execute(CreateTable(staging))
     yield _Copy(_copy_statement(staging, False), encode(batch, vector_type, None))
-    yield _Execute(upsert_from_staging(tables, cid))
+    written = _written((yield _Execute(upsert_from_staging(tables, cid))), len(batch))
     yield _Execute(DropTable(staging))  # the next batch of this transaction makes its own
+    return written
 
 
-def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
+def _written(result: Any, most: int) -> int:
+    """The rows an upsert inserted or changed, or ``most`` when the driver cannot say."""
+    count = result.rowcount
+    return count if isinstance(count, int) and 0 <= count <= most else most
+
+
+def write(conn: Connection, tables: Tables, cid: uuid.UUID, batch: Batch) -> int:
     """Upsert ``batch`` inside the caller's transaction (sync), retried if it loses a
-    deadlock (against a concurrent delete, say)."""
-    retrying(conn, lambda: _drive(conn, _write_steps(tables, cid, batch)))
+    deadlock (against a concurrent delete, say); the rows inserted or changed."""
+    return retrying(conn, lambda: _drive(conn, _write_steps(tables, cid, batch)))
 
 
-def _drive(conn: Connection, steps: Generator[_Op, Any, None]) -> None:
+def _drive(conn: Connection, steps: Generator[_Op, Any, int]) -> int:
     answer: Any = None
-    with contextlib.suppress(StopIteration):
-        while True:
+    while True:
+        try:
             op = steps.send(answer)
-            if isinstance(op, _Execute):
-                answer = conn.execute(op.statement, op.params)
-            elif not op.savepoint:
-                answer = _copy(conn, op.statement, op.chunks)
-            else:
-                try:
-                    with conn.begin_nested():
-                        answer = _copy(conn, op.statement, op.chunks)
-                except UniqueViolation:
-                    answer = False
+        except StopIteration as done:
+            return int(done.value)
+        if isinstance(op, _Execute):
+            answer = conn.execute(op.statement, op.params)
+        elif not op.savepoint:
+            answer = _copy(conn, op.statement, op.chunks)
+        else:
+            try:
+                with conn.begin_nested():
+                    answer = _copy(conn, op.statement, op.chunks)
+            except UniqueViolation:
+                answer = False
 
 
-async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> None:
+async def awrite(conn: AsyncConnection, tables: Tables, cid: uuid.UUID, batch: Batch) -> int:
     """Async twin of :func:`write`."""
-    await aretrying(conn, lambda: _adrive(conn, _write_steps(tables, cid, batch)))
+    return await aretrying(conn, lambda: _adrive(conn, _write_steps(tables, cid, batch)))
 
 
-async def _adrive(conn: AsyncConnection, steps: Generator[_Op, Any, None]) -> None:
+async def _adrive(conn: AsyncConnection, steps: Generator[_Op, Any, int]) -> int:
     """Async twin of :func:`_drive`."""
     answer: Any = None
-    with contextlib.suppress(StopIteration):
-        while True:
+    while True:
+        try:
             op = steps.send(answer)
-            if isinstance(op, _Execute):
-                answer = await conn.execute(op.statement, op.params)
-            elif not op.savepoint:
-                answer = await _acopy(conn, op.statement, op.chunks)
-            else:
-                try:
-                    async with conn.begin_nested():
-                        answer = await _acopy(conn, op.statement, op.chunks)
-                except UniqueViolation:
-                    answer = False
+        except StopIteration as done:
+            return int(done.value)
+        if isinstance(op, _Execute):
+            answer = await conn.execute(op.statement, op.params)
+        elif not op.savepoint:
+            answer = await _acopy(conn, op.statement, op.chunks)
+        else:
+            try:
+                async with conn.begin_nested():
+                    answer = await _acopy(conn, op.statement, op.chunks)
+            except UniqueViolation:
+                answer = False
 
 
 _QUEUE_BUFFERS = 128  # x 128 KiB (psycopg's MAX_BUFFER_SIZE): at most 16 MB queued

@@ -200,11 +200,13 @@ def on_conflict_update(tables: Tables, statement: PGInsert) -> PGInsert:
             send_function(vector_type, new.embedding)
         ),
     )
-    return statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[table.c.collection_id, table.c.id],
         set_={"content": new.content, "metadata": new.metadata, "embedding": new.embedding},
         where=changed,
     )
+    # the rows inserted or changed: what the store counts towards refreshing statistics
+    return upsert.execution_options(preserve_rowcount=True)
 
 
 def _ids_param(ids: Sequence[str]) -> Any:

@@ -415,11 +415,12 @@ class PGVecStore(VectorStore):
         return abegin(self._engines.async_, prelude=self._prelude(), access=self._read_access)
 
     def _changes(self, added: int = 0, removed: int = 0) -> Tables | None:
-        """Count rows this store wrote or deleted; the tables whose statistics are due.
+        """Count rows this store changed; the tables whose statistics are due.
 
-        The row estimate follows the count (for the unindexed-table warning). The
-        statistics are due after changes to :data:`ANALYZE_SHARE` of the rows, and at
-        least :data:`ANALYZE_MIN_ROWS`, when the role may analyze the table; else None.
+        Changed rows are those inserted, updated or deleted. The row estimate follows
+        the count (for the unindexed-table warning). The statistics are due after
+        changes to :data:`ANALYZE_SHARE` of the rows, and at least
+        :data:`ANALYZE_MIN_ROWS`, when the role may analyze the table; else None.
         """
         if self._planner_made is not None:
             self._planner_made.forget()
@@ -602,8 +603,8 @@ class PGVecStore(VectorStore):
         state = self._writable(batch.vectors.shape[1])
         _ingest.check_dimension(state.tables, batch)
         with self._writing() as conn:
-            _ingest.write(conn, state.tables, self._lock(conn, state.tables), batch)
-        self._wrote(added=len(batch))
+            written = _ingest.write(conn, state.tables, self._lock(conn, state.tables), batch)
+        self._wrote(added=written)
         return batch.ids
 
     async def aadd_embeddings(
@@ -622,8 +623,8 @@ class PGVecStore(VectorStore):
         _ingest.check_dimension(state.tables, batch)
         async with self._awriting() as conn:
             cid = await conn.run_sync(self._lock, state.tables)
-            await _ingest.awrite(conn, state.tables, cid, batch)
-        await self._awrote(added=len(batch))
+            written = await _ingest.awrite(conn, state.tables, cid, batch)
+        await self._awrote(added=written)
         return batch.ids
 
     def add_texts(
@@ -684,16 +685,17 @@ class PGVecStore(VectorStore):
         with _progress.rows_bar(len(rows), show_progress) as bar, ThreadPoolExecutor(1) as pool:
             vectors = embed(rows.texts[slice(*spans[0])])
             state = self._writable(len(vectors[0]) if vectors else 0)
+            written = 0
             with self._writing() as conn:
                 cid = self._lock(conn, state.tables)
                 for number, span in enumerate(spans):
                     following = spans[number + 1] if number + 1 < len(spans) else None
                     ahead = following and pool.submit(embed, rows.texts[slice(*following)])
                     batch = _ingest.with_vectors(rows, span, vectors, state.tables)
-                    _ingest.write(conn, state.tables, cid, batch)
+                    written += _ingest.write(conn, state.tables, cid, batch)
                     bar.update(len(batch))
                     vectors = ahead.result() if ahead else []
-        self._wrote(added=len(rows))
+        self._wrote(added=written)
         return rows.ids
 
     async def aadd_texts(
@@ -716,6 +718,7 @@ class PGVecStore(VectorStore):
             vectors = await embed(rows.texts[slice(*spans[0])])
             state = await self._awritable(len(vectors[0]) if vectors else 0)
             ahead: asyncio.Future[list[list[float]]] | None = None
+            written = 0
             try:
                 async with self._awriting() as conn:
                     cid = await conn.run_sync(self._lock, state.tables)
@@ -724,14 +727,14 @@ class PGVecStore(VectorStore):
                             following = rows.texts[slice(*spans[number + 1])]
                             ahead = asyncio.ensure_future(embed(following))
                         batch = _ingest.with_vectors(rows, span, vectors, state.tables)
-                        await _ingest.awrite(conn, state.tables, cid, batch)
+                        written += await _ingest.awrite(conn, state.tables, cid, batch)
                         bar.update(len(batch))
                         vectors, ahead = (await ahead if ahead else []), None
             finally:
                 if ahead is not None:  # a write failed: the next batch's embedding stops too
                     ahead.cancel()
                     await asyncio.gather(ahead, return_exceptions=True)
-        await self._awrote(added=len(rows))
+        await self._awrote(added=written)
         return rows.ids
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:

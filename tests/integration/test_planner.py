@@ -398,6 +398,11 @@ async def test_large_changes_refresh_the_statistics(
     name = table.names[0]
     first = await table.add(run, "first", 2_000, seed=11)  # a first load: analyzed
     assert analyses(engine, name) == 1
+    again = [f"first-{i}" for i in range(2_000)]  # the same load again changes no row
+    metadatas = [{"g": int(g), "name": "first"} for g in first.groups]
+    texts = [f"doc {i}" for i in again]
+    await run(first.store, "add_embeddings", texts, first.vectors, metadatas, again)
+    assert analyses(engine, name) == 1
     await table.add(run, "small", 300, seed=12)  # 13% more rows: not yet
     assert analyses(engine, name) == 1
     more = table.store("first")  # another store of the same collection
@@ -405,7 +410,8 @@ async def test_large_changes_refresh_the_statistics(
     ids = [f"more-{i}" for i in range(400)]
     await run(more, "add_embeddings", ids, vectors, [{"g": 0}] * 400, ids)
     assert analyses(engine, name) == 1  # each store counts its own writes
-    await run(first.store, "add_embeddings", ids, vectors, [{"g": 0}] * 400, ids)
+    changed = -vectors  # the other store's rows, every vector changed by this one
+    await run(first.store, "add_embeddings", ids, changed, [{"g": 0}] * 400, ids)
     assert analyses(engine, name) == 1  # 400 of 2,700 rows by this store
     await run(first.store, "delete", [f"first-{i}" for i in range(1_000)])
     assert analyses(engine, name) == 2  # 1,400 rows changed by this store: 20% and more
