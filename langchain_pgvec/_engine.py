@@ -170,10 +170,12 @@ class Engines:
             engines._users += 1
             return engines
 
-    def _release(self) -> bool:
-        """One store is done with these engines; whether it was the last."""
+    def _release(self, store_done: bool) -> bool:
+        """Whether no store uses these engines any more, after one is done with them
+        (``store_done``), or without that (a closed store that was used again)."""
         with _SHARED_LOCK:
-            self._users = max(0, self._users - 1)
+            if store_done:
+                self._users = max(0, self._users - 1)
             if self._users:
                 return False
             if self._key is not None and _SHARED.get(self._key) is self:
@@ -240,15 +242,18 @@ class Engines:
         guard_prepared(sync_engine, self._prepared)
         return engine
 
-    def dispose(self) -> None:
+    def dispose(self, store_done: bool = True) -> None:
         """Close the pools of the engines this object created (never the user's), once
         the last store using them is done with them.
+
+        ``store_done=False``: a store closed already closes again (it was used after
+        closing, which opened connections): the pools close if no other store uses them.
 
         An async pool is closed on a thread of its own, with an event loop of its own:
         this may be called from inside a running loop, and closing a psycopg
         connection does not need the loop that opened it.
         """
-        if not self._release():
+        if not self._release(store_done):
             return
         for reads in (self.reads, self.areads):
             if reads is not None:
@@ -261,9 +266,9 @@ class Engines:
                 closer.start()
                 closer.join()
 
-    async def adispose(self) -> None:
+    async def adispose(self, store_done: bool = True) -> None:
         """Async twin of :meth:`dispose`."""
-        if not self._release():
+        if not self._release(store_done):
             return
         for reads in (self.reads, self.areads):
             if reads is not None:

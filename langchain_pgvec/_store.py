@@ -2244,17 +2244,16 @@ class PGVecStore(VectorStore):
 
         The pools (and search connections) of the engines it made are closed when the
         last store sharing them closes; an engine you passed, and the twin derived from
-        it, stay open. Closing a store twice releases its engines once.
+        it, stay open. Closing a store twice releases its engines once (and closes what
+        using it after the first close opened, if no other store shares the engines).
         """
-        if not self._closed:
-            self._closed = True
-            self._engines.dispose()
+        self._engines.dispose(store_done=not self._closed)
+        self._closed = True
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
-        if not self._closed:
-            self._closed = True
-            await self._engines.adispose()
+        await self._engines.adispose(store_done=not self._closed)
+        self._closed = True
 
     def __repr__(self) -> str:
         return (
