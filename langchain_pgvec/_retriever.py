@@ -11,6 +11,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStoreRetriever
+from pydantic import model_validator
 
 
 class PGVecRetriever(VectorStoreRetriever):
@@ -20,6 +21,11 @@ class PGVecRetriever(VectorStoreRetriever):
     ``"mmr"``, ``"hybrid"`` or ``"full_text"``. With ``"hybrid"`` and ``"full_text"``,
     ``search_kwargs`` go to the store's ``hybrid_search`` / ``full_text_search`` (their
     async twins for ``ainvoke``); the other types are LangChain's.
+
+    ``k`` may be given to the constructor, as LangChain's retriever tests expect:
+    ``PGVecRetriever(vectorstore=store, k=3)`` is
+    ``PGVecRetriever(vectorstore=store, search_kwargs={"k": 3})``. ``invoke(query, k=3)``
+    overrides it for one call.
     """
 
     allowed_search_types: ClassVar[Collection[str]] = (
@@ -29,6 +35,17 @@ class PGVecRetriever(VectorStoreRetriever):
         "hybrid",
         "full_text",
     )
+
+    k: int | None = None
+    """How many documents a call returns: shorthand for ``search_kwargs["k"]``, which wins
+    when both are given."""
+
+    @model_validator(mode="after")
+    def _k_into_search_kwargs(self) -> PGVecRetriever:
+        """Put a constructor ``k`` into ``search_kwargs`` unless that has one."""
+        if self.k is not None:
+            self.search_kwargs.setdefault("k", self.k)
+        return self
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
