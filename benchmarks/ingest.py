@@ -66,6 +66,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {SYSTEMS}"
     )
+    parser.add_argument(
+        "--plot",
+        default="benchmarks/results/ingest_speed.png",
+        help="where the loading-speed plot goes ('' for none)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.peer_n, args.reps, args.peer_reps = 2_000, 300, 2, 2
@@ -302,6 +307,61 @@ def ratios(rows: list[Row]) -> dict[int, float | None]:
     return out
 
 
+def plot_speed(rows: list[Row], path: str, report: Report) -> None:
+    """Vectors per second by method, a panel per dimension (log scale: the slowest
+    systems load tens of times slower than the fastest), written to ``path``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        report.progress("matplotlib is not installed: no plot")
+        return
+    dims = sorted({r.dim for r in rows})
+    measured = [r for r in rows if r.rate is not None]
+    if not measured:
+        return
+    methods = list(dict.fromkeys(r.method for r in measured))
+    height = 0.9 + 0.38 * len(methods)
+    figure, axes = plt.subplots(1, len(dims), figsize=(6 * len(dims), height), sharey=True)
+    panels = axes if len(dims) > 1 else [axes]
+    for ax, dim in zip(panels, dims, strict=True):
+        # a method measured at two N (the baseline): the larger N, as in the table's ratios
+        rates = {r.method: r.rate for r in sorted(measured, key=lambda r: r.n) if r.dim == dim}
+        values = [rates.get(m) or 0.0 for m in methods]
+        colours = [
+            "tab:gray"
+            if m.startswith("raw")
+            else "tab:blue"
+            if m.startswith("ours")
+            else "tab:orange"
+            for m in methods
+        ]
+        bars = ax.barh(range(len(methods)), values, color=colours)
+        for bar, value in zip(bars, values, strict=True):
+            if value:
+                ax.annotate(
+                    f"{value:,.0f}",
+                    (value, bar.get_y() + bar.get_height() / 2),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                )
+        ax.set_xscale("log")
+        ax.set_title(f"{dim} dimensions")
+        ax.set_xlabel("vectors per second (log scale)")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    panels[0].set_yticks(range(len(methods)), methods, fontsize=8)
+    panels[0].invert_yaxis()
+    figure.suptitle("Loading precomputed vectors: speed by system and method")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    report.progress(f"plot written to {path}")
+
+
 def main() -> None:
     args = parse_args()
     report = Report(args.output)
@@ -355,6 +415,8 @@ def main() -> None:
             "ratio = time per vector / raw COPY BINARY's time per vector at the same dim and N "
             "(1.00 = baseline; 2.00 = twice as slow).",
         )
+        if args.plot:
+            plot_speed(rows, args.plot, report)
     finally:
         report.write()
 

@@ -15,6 +15,11 @@ Two more phases, each on a database of its own, recreated for it:
   autovacuum is held off, and the harness analyzes only the raw baseline's table, so
   each store plans its searches on whatever statistics it gathered itself. Unfiltered
   top-k by exact search, then again right after each system built its HNSW index.
+- ``ef_search``: right after ``hnsw``, on its indexes: unfiltered and filtered top-k at
+  each HNSW ``ef_search`` of a sweep, for raw SQL (the filter with an iterative scan,
+  re-sorted), ``PGVectorStore`` (``HNSWQueryOptions``) and ours (the per-call setting);
+  ``PGVector`` has no setting, so its default is one point. ``--plot`` draws recall
+  against latency from it.
 - ``shared``: one table holding three collections of 90%, 9% and 1% of N rows, each
   with data of its own (a corpus per collection, from its own seed). Unfiltered and
   filtered top-k per collection, with queries like that collection's data, and
@@ -80,8 +85,9 @@ from psycopg import sql
 from psycopg.types.json import Json, Jsonb
 
 SYSTEMS = ("raw", "pgvector", "pgvectorstore", "ours")
-PHASES = ("exact", "hnsw", "fresh", "shared")
-INDEXED_PHASES = ("exact", "hnsw")  # on one database, loaded once
+PHASES = ("exact", "hnsw", "ef_search", "fresh", "shared")
+INDEXED_PHASES = ("exact", "hnsw", "ef_search")  # on one database, loaded once
+EF_SWEEP = (10, 20, 40, 80, 160, 320)  # the ef_search phase's settings
 V1_COLLECTION = "bench"
 V2_TABLE = "bench_lcpg_v2"
 FILTER = {"tag": "rare"}
@@ -116,6 +122,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}"
+    )
+    parser.add_argument(
+        "--plot",
+        default="benchmarks/results/query_recall_latency.png",
+        help="where the ef_search phase's recall-against-latency plot goes ('' for none)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -177,6 +188,7 @@ class Config:
     search: SearchFn | None
     note: str = ""
     baseline: bool = False  # the raw row other systems' ratios divide by
+    ef_search: int | None = None  # the ef_search phase's setting (None: the default)
 
 
 @dataclass
@@ -398,6 +410,11 @@ class System:
     def configs(self, phase: str) -> list[Config]:
         raise NotImplementedError
 
+    def sweep(self, ef_search: int) -> list[Config]:
+        """The ef_search phase's top-k and filtered top-k at ``ef_search`` (none: no
+        such setting)."""
+        return []
+
     def probe(self, config: Config) -> Probe:
         assert config.search is not None
         search = config.search
@@ -585,6 +602,21 @@ class RawSystem(System):
             out.append(mmr(f"MMR fetch_k={fetch_k}, ef_search={fetch_k}", [ef_search]))
         return out
 
+    def sweep(self, ef_search: int) -> list[Config]:
+        ef = f"SET LOCAL hnsw.ef_search = {int(ef_search)}"
+        relaxed = "SET LOCAL hnsw.iterative_scan = relaxed_order"
+        top_k = f"top-k, ef_search={ef_search}"
+        filtered = f"top-k, filter, ef_search={ef_search}, {README_ADVICE}"
+        return [
+            Config("unfiltered", top_k, self._search(top_k, False, [ef]), ef_search=ef_search),
+            Config(
+                "filtered",
+                filtered,
+                self._search(filtered, True, [ef, relaxed], relaxed=True),
+                ef_search=ef_search,
+            ),
+        ]
+
     def probe(self, config: Config) -> Probe:
         assert config.search is not None
         config.search(0)
@@ -700,6 +732,22 @@ class PGVectorStoreSystem(System):
     def configs(self, phase: str) -> list[Config]:
         return store_configs(self.store, self.work)
 
+    def sweep(self, ef_search: int) -> list[Config]:
+        from langchain_postgres import PGVectorStore
+        from langchain_postgres.v2.indexes import HNSWQueryOptions
+
+        store = PGVectorStore.create_sync(
+            self.engine,
+            embedding_service=BenchEmbeddings(self.args.dim),
+            table_name=V2_TABLE,
+            index_query_options=HNSWQueryOptions(ef_search=ef_search),
+        )
+        return [
+            replace(c, label=f"{c.label}, ef_search={ef_search}", ef_search=ef_search)
+            for c in store_configs(store, self.work)
+            if c.kind in ("unfiltered", "filtered")
+        ]
+
     def default_mmr_probe(self) -> Probe:
         """MMR without fetch_k: how many candidates does its default fetch?"""
         q, k = self.work.query_lists, self.args.k
@@ -759,6 +807,24 @@ class OursSystem(System):
             # not that of turning a list of Python floats into a vector
             *store_configs(store, self.work, list(self.work.queries)),
             Config("hybrid", f"hybrid (2 keywords, fetch_k={4 * k})", hybrid, note=note),
+        ]
+
+    def sweep(self, ef_search: int) -> list[Config]:
+        store, k, q = self.store, self.args.k, list(self.work.queries)
+
+        def top_k(i: int) -> list[int]:
+            return _indices(store.similarity_search_by_vector(q[i], k=k, ef_search=ef_search))
+
+        def filtered(i: int) -> list[int]:
+            return _indices(
+                store.similarity_search_by_vector(q[i], k=k, filter=FILTER, ef_search=ef_search)
+            )
+
+        return [
+            Config("unfiltered", f"top-k, ef_search={ef_search}", top_k, ef_search=ef_search),
+            Config(
+                "filtered", f"top-k, filter, ef_search={ef_search}", filtered, ef_search=ef_search
+            ),
         ]
 
     def close(self) -> None:
@@ -1117,16 +1183,18 @@ def run_indexed(args: argparse.Namespace, url: str, work: Workload, report: Repo
 
         results: list[Result] = []
         builds: list[list[str]] = []
+        indexed: set[str] = set()  # systems whose HNSW index is built
         for phase in (p for p in args.phases if p in INDEXED_PHASES):
             measured: list[tuple[System, Config]] = []
             for system in systems:
-                if phase == "hnsw":
+                if phase != "exact" and system.name not in indexed:
                     if not build_index(system, report, builds):
                         for config in system.configs(phase):
                             results.append(Result(phase, system.name, config, note="no index"))
                         continue
+                    indexed.add(system.name)
                     maintenance(url, "ANALYZE")
-                measured += [(system, config) for config in system.configs(phase)]
+                measured += [(system, config) for config in phase_configs(system, phase)]
             report.progress(f"{phase}: {len(measured)} query shapes, interleaved")
             results += measure_phase(measured, phase, work)
 
@@ -1137,6 +1205,8 @@ def run_indexed(args: argparse.Namespace, url: str, work: Workload, report: Repo
 
         report.add("## Queries", "")
         query_table(report, results, args.k)
+        if "ef_search" in args.phases and args.plot:
+            plot_recall_latency(results, args.plot, report)
         report.add(
             "ratio = median latency / raw psycopg's median for the same phase and query kind "
             "(its first row of that kind). results = mean documents returned; rows fetched = "
@@ -1156,6 +1226,70 @@ def run_indexed(args: argparse.Namespace, url: str, work: Workload, report: Repo
     finally:
         for system in systems:
             system.close()
+
+
+def phase_configs(system: System, phase: str) -> list[Config]:
+    """A system's query shapes in an indexed phase: for ef_search, its sweep, or its
+    default top-k and filtered top-k when it has no ef_search setting."""
+    if phase != "ef_search":
+        return system.configs(phase)
+    swept = [c for ef in EF_SWEEP for c in system.sweep(ef)]
+    if swept:
+        return swept
+    return [
+        replace(c, label=f"{c.label} (no ef_search setting)")
+        for c in system.configs("hnsw")
+        if c.kind in ("unfiltered", "filtered") and not c.label.startswith("top-k, filter, ")
+    ]
+
+
+def plot_recall_latency(results: list[Result], path: str, report: Report) -> None:
+    """Recall@k against median latency, a line per system over the ef_search sweep,
+    top-k and filtered top-k side by side, written to ``path`` as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import ScalarFormatter
+    except ImportError:
+        report.progress("matplotlib is not installed: no plot")
+        return
+    swept = [r for r in results if r.phase == "ef_search" and r.stats and r.recall is not None]
+    if not swept:
+        return
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    kinds = (("unfiltered", "top-k"), ("filtered", 'top-k, filter {"tag": "rare"}'))
+    for ax, (kind, title) in zip(axes, kinds, strict=True):
+        for system in dict.fromkeys(r.system for r in swept):
+            points = [  # in ef_search order, the order of the sweep
+                (r.stats.median * 1000, r.recall, r.config.ef_search)
+                for r in swept
+                if r.system == system and r.config.kind == kind and r.stats and r.recall is not None
+            ]
+            if not points:
+                continue
+            xs, ys, _ = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", label=system)
+            for x, y, ef in points:
+                if ef is not None:
+                    ax.annotate(
+                        str(ef), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7
+                    )
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlabel("median latency, ms (log scale)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("recall@10")
+    axes[0].legend(fontsize=8, loc="lower right")
+    figure.suptitle("HNSW: recall against latency over ef_search (labels: ef_search)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    report.progress(f"plot written to {path}")
 
 
 def _top_k(system: System, phase: str) -> list[Config]:
