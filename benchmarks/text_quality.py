@@ -1087,10 +1087,11 @@ def plot(runs: list[CorpusRun], k: int, path: Path, embedder: Embedder) -> None:
         ax.set_title(f"{metric}@{k}")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("higher is better")
-    axes[0].legend(loc="upper left", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(methods), fontsize=9)
     model = "all-MiniLM-L6-v2" if embedder.name == "minilm" else "HashingEmbeddings"
     fig.suptitle(f"Known-item search quality (vector and hybrid via HNSW; embeddings: {model})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
