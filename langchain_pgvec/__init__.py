@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._index_specs import HNSW, IVFFlat
 from ._migrate import CollectionReport, MigrationReport, migrate_from_langchain_postgres
+from ._record_manager import PGVecRecordManager
 from ._retriever import PGVecRetriever
 from ._schema import DistanceStrategy, Tables, TableSpec, mapped_tables
 from ._store import PGVecStore
@@ -49,6 +50,7 @@ __all__ = [
     "MigrationError",
     "MigrationReport",
     "PGVecError",
+    "PGVecRecordManager",
     "PGVecRetriever",
     "PGVecStore",
     "PerformanceWarning",

@@ -474,6 +474,28 @@ def read(
         return drive(driver, steps)
 
 
+def read_inside(conn: Connection, steps: Generator[Step, list[Any], _T]) -> _T:
+    """Drive ``steps`` on the connection of a transaction in progress (it sees what the
+    transaction wrote), in a savepoint rolled back afterwards: a search writes nothing,
+    and the ``SET LOCAL`` settings of its steps end with the savepoint instead of
+    lasting to the end of the transaction."""
+    driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    with conn.begin_nested() as savepoint:
+        result = drive(driver, steps)
+        savepoint.rollback()
+    return result
+
+
+async def aread_inside(conn: AsyncConnection, steps: Generator[Step, list[Any], _T]) -> _T:
+    """Async twin of :func:`read_inside`."""
+    raw = await conn.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    async with conn.begin_nested() as savepoint:
+        result = await adrive(driver, steps)
+        await savepoint.rollback()
+    return result
+
+
 async def _acheckout(
     engine: AsyncEngine,
 ) -> tuple[AsyncConnection, psycopg.AsyncConnection[Any], bool]:

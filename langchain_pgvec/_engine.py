@@ -3,6 +3,12 @@
 Whatever the user passes (a URL, an ``Engine``, an ``AsyncEngine`` or nothing), the
 store gets both a sync and an async engine on the psycopg 3 driver; the missing one
 is derived from the other's URL on first use.
+
+A store's calls each run in a transaction of their own, except inside
+``store.transaction()``: :class:`Transactions` then hands every call of that store in
+the same context (thread, or task) one pinned transaction (:class:`Pinned`), committed
+once at the end of the block. The pin lives in a context variable, so other threads
+and tasks using the store meanwhile keep their own transactions.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,7 +40,8 @@ from ._driver import (
     guard_prepared,
     register,
 )
-from ._errors import Access, InvalidInputError, translate_errors
+from ._errors import Access, DatabaseError, InvalidInputError, translate_errors
+from ._validate import brief
 
 Connectable = str | URL | Engine | AsyncEngine | None
 
@@ -367,3 +376,206 @@ async def abegin(
             if prelude is not None:
                 await conn.execute(prelude)
             yield conn
+
+
+# ------------------------------------------------------------------ one transaction, many calls
+
+
+class Pinned:
+    """The transaction that :meth:`Transactions.pin` holds open for its block.
+
+    Every call of the owner in the block's context runs on :attr:`connection`, one call
+    at a time (:attr:`lock`). A call that fails inside it leaves the transaction
+    unusable (:attr:`failure`): later calls raise, and the block rolls back.
+
+    The owner keeps what it learns during the transaction here, so that nothing
+    outside sees it before the commit, and nothing of a rollback stays: :attr:`state`
+    (its cache, as this transaction sees it), :attr:`added` and :attr:`removed` (rows
+    changed, counted towards statistics once committed).
+    """
+
+    def __init__(self, connection: Connection | AsyncConnection, state: Any) -> None:
+        self.connection = connection
+        self.lock: Any = (
+            asyncio.Lock() if isinstance(connection, AsyncConnection) else threading.RLock()
+        )
+        self.failure: BaseException | None = None
+        self.ended = False
+        self.state = state
+        self.added = 0
+        self.removed = 0
+
+    def sync_connection(self) -> Connection:
+        """The connection, for a sync call; ``InvalidInputError`` in an async block."""
+        if not isinstance(self.connection, Connection):
+            raise InvalidInputError(
+                "this store is inside `async with store.atransaction()` here, whose "
+                "connection is async: call the async methods (aadd_documents, adelete, "
+                "asimilarity_search, ...) inside that block"
+            )
+        return self.connection
+
+    def async_connection(self) -> AsyncConnection:
+        """The connection, for an async call; ``InvalidInputError`` in a sync block."""
+        if not isinstance(self.connection, AsyncConnection):
+            raise InvalidInputError(
+                "this store is inside `with store.transaction()` here, whose connection "
+                "is sync: call the sync methods inside that block, or use `async with "
+                "store.atransaction()`"
+            )
+        return self.connection
+
+    def check(self) -> None:
+        """Raise when a call failed inside the transaction (which then rolls back)."""
+        if self.failure is not None:
+            raise DatabaseError(
+                f"a call inside this store transaction failed ({brief(self.failure)}), so "
+                "the transaction was rolled back: nothing of it was committed"
+            ) from self.failure
+
+    @contextmanager
+    def using(self, access: Access | None) -> Iterator[None]:
+        """One call on the connection (the lock held): driver errors translated, and any
+        error recorded as the transaction's failure."""
+        if self.ended:
+            raise InvalidInputError(
+                "the store transaction this call was started in has ended; make the call "
+                "outside it, or inside a new one"
+            )
+        self.check()
+        try:
+            with translate_errors(access):
+                yield
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+
+_UNPINNED: Mapping[Transactions, Pinned] = MappingProxyType({})
+#: the transactions pinned in this context, by owner (copied on change, never mutated)
+_PINNED: ContextVar[Mapping[Transactions, Pinned]] = ContextVar(
+    "langchain_pgvec_pinned", default=_UNPINNED
+)
+
+
+class Transactions:
+    """The transactions of one owner (a store, and the record managers bound to it).
+
+    :meth:`begin` gives a call its own transaction, or the pinned one when the call
+    runs inside :meth:`pin` (in the same thread or task, or one started from it).
+    """
+
+    def current(self) -> Pinned | None:
+        """The transaction pinned for this owner in this context, if any."""
+        pinned = _PINNED.get().get(self)
+        return None if pinned is None or pinned.ended else pinned
+
+    @contextmanager
+    def begin(
+        self,
+        engine: Engine,
+        *,
+        vectors: bool = True,
+        prelude: Executable | None = None,
+        access: Access | None = None,
+    ) -> Iterator[Connection]:
+        """:func:`begin`, or the pinned transaction's connection (whose settings were
+        made when it began: ``prelude`` is not run again)."""
+        pinned = self.current()
+        if pinned is None:
+            with begin(engine, vectors=vectors, prelude=prelude, access=access) as conn:
+                yield conn
+            return
+        conn = pinned.sync_connection()
+        with pinned.lock, pinned.using(access):
+            if vectors:
+                register(conn)
+            yield conn
+
+    @asynccontextmanager
+    async def abegin(
+        self,
+        engine: AsyncEngine,
+        *,
+        vectors: bool = True,
+        prelude: Executable | None = None,
+        access: Access | None = None,
+    ) -> AsyncIterator[AsyncConnection]:
+        """Async twin of :meth:`begin`."""
+        pinned = self.current()
+        if pinned is None:
+            async with abegin(engine, vectors=vectors, prelude=prelude, access=access) as conn:
+                yield conn
+            return
+        conn = pinned.async_connection()
+        async with pinned.lock:
+            with pinned.using(access):
+                if vectors:
+                    await aregister(conn)
+                yield conn
+
+    @contextmanager
+    def pin(
+        self,
+        engine: Engine,
+        *,
+        prelude: Executable | None,
+        access: Access | None,
+        state: Any,
+    ) -> Iterator[Pinned]:
+        """Pin one transaction for the block: committed at its end, rolled back if the
+        block raises or a call inside it failed.
+
+        Inside a block of the same owner, joins it (one commit, at the outer end); a
+        nested block that raises leaves the outer one to roll back. ``state``: the
+        owner's cache, as the transaction starts with it.
+        """
+        outer = self.current()
+        if outer is not None:
+            outer.sync_connection()
+            try:
+                yield outer
+            except BaseException as exc:
+                outer.failure = outer.failure or exc
+                raise
+            return
+        with begin(engine, prelude=prelude, access=access) as conn:
+            pinned = Pinned(conn, state)
+            token = _PINNED.set({**_PINNED.get(), self: pinned})
+            try:
+                yield pinned
+            finally:
+                _PINNED.reset(token)
+                with pinned.lock:  # a call of a thread started inside ends first
+                    pinned.ended = True
+            pinned.check()
+
+    @asynccontextmanager
+    async def apin(
+        self,
+        engine: AsyncEngine,
+        *,
+        prelude: Executable | None,
+        access: Access | None,
+        state: Any,
+    ) -> AsyncIterator[Pinned]:
+        """Async twin of :meth:`pin`."""
+        outer = self.current()
+        if outer is not None:
+            outer.async_connection()
+            try:
+                yield outer
+            except BaseException as exc:
+                outer.failure = outer.failure or exc
+                raise
+            return
+        async with abegin(engine, prelude=prelude, access=access) as conn:
+            pinned = Pinned(conn, state)
+            token = _PINNED.set({**_PINNED.get(), self: pinned})
+            try:
+                yield pinned
+            finally:
+                _PINNED.reset(token)
+                async with pinned.lock:  # a call of a task started inside ends first
+                    pinned.ended = True
+            pinned.check()

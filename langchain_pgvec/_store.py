@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import math
 import os
@@ -17,14 +18,31 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
 from types import FrameType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
+from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.indexing import IndexingResult, RecordManager
+from langchain_core.indexing import aindex as _aindex
+from langchain_core.indexing import index as _index
 from langchain_core.vectorstores import VectorStore
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Row
@@ -43,8 +61,8 @@ from ._bootstrap import (
     table_key,
 )
 from ._catalog import IndexInfo, read_indexes
-from ._driver import aread, read
-from ._engine import Connectable, Engines, abegin, aretrying, begin, retrying
+from ._driver import aread, aread_inside, read, read_inside
+from ._engine import Connectable, Engines, Transactions, abegin, aretrying, begin, retrying
 from ._errors import Access, InvalidInputError, PerformanceWarning, PGVecError, SchemaError
 from ._filters import IndexKind, compile_filter, validate_filter
 from ._index_specs import IndexSpec
@@ -55,6 +73,7 @@ from ._search import Planner, Request, Steps
 from ._tuning import SearchSettings
 from ._validate import (
     Batch,
+    brief,
     check_full_text,
     check_ids,
     check_int,
@@ -66,6 +85,16 @@ from ._validate import (
 )
 
 Filter = Mapping[str, Any]
+#: what :meth:`PGVecStore.index` and :meth:`PGVecStore.aindex` index: a LangChain document
+#: loader or an iterable of Documents (or, for ``aindex`` only, an async iterable)
+DocumentSource = BaseLoader | Iterable[Document] | AsyncIterable[Document]
+#: the keywords of langchain-core's ``index()`` that the store's ``index()`` passes on
+_INDEX_KEYWORDS = frozenset(inspect.signature(_index).parameters) - {
+    "docs_source",
+    "record_manager",
+    "vector_store",
+}
+_CLEANUPS = (None, "incremental", "full", "scoped_full")
 #: seconds the store trusts what it read of the tables (indexes, row estimate, ...)
 STATE_TTL = 60.0
 #: statistics are refreshed after this store wrote or deleted this share of the
@@ -279,7 +308,10 @@ class PGVecStore(VectorStore):
         names = (self._spec.qualified_embedding_table, self._spec.qualified_collection_table)
         self._read_access = Access("SELECT", names, role, schema)
         self._write_access = Access("SELECT, INSERT, UPDATE, DELETE", names, role, schema)
-        self._state: State | None = None
+        #: the store's transactions: one per call, or the one transaction() pins
+        self._tx = Transactions()
+        #: what the store knows of its tables (see _state), as committed
+        self._committed_state: State | None = None
         self._planner_made: Planner | None = None
         #: rows this store wrote or deleted since the table's statistics were last
         #: refreshed (by this store, or when the state was read)
@@ -291,6 +323,25 @@ class PGVecStore(VectorStore):
     def embeddings(self) -> Embeddings:
         """The embeddings model."""
         return self._embeddings
+
+    @property
+    def _state(self) -> State | None:
+        """What the store knows of its tables and collection (cached for a minute).
+
+        Inside :meth:`transaction`, the transaction's own view (it may have created
+        the tables or the collection), which becomes the store's at the commit and is
+        dropped at a rollback; elsewhere, what was committed.
+        """
+        pinned = self._tx.current()
+        return self._committed_state if pinned is None else cast("State | None", pinned.state)
+
+    @_state.setter
+    def _state(self, state: State | None) -> None:
+        pinned = self._tx.current()
+        if pinned is None:
+            self._committed_state = state
+        else:
+            pinned.state = state
 
     @property
     def table_spec(self) -> TableSpec:
@@ -362,7 +413,7 @@ class PGVecStore(VectorStore):
             return self._state
         seen = epoch(self._table_key)
         access = self._write_access if create else self._read_access
-        with begin(self._engines.sync, vectors=False, access=access) as conn:
+        with self._tx.begin(self._engines.sync, vectors=False, access=access) as conn:
             state = ensure(
                 conn,
                 self._spec,
@@ -381,7 +432,7 @@ class PGVecStore(VectorStore):
             return self._state
         seen = epoch(self._table_key)
         access = self._write_access if create else self._read_access
-        async with abegin(self._engines.async_, vectors=False, access=access) as conn:
+        async with self._tx.abegin(self._engines.async_, vectors=False, access=access) as conn:
             state = await conn.run_sync(
                 ensure,
                 self._spec,
@@ -399,20 +450,41 @@ class PGVecStore(VectorStore):
         return None if timeout is None else _tuning.set_local({"statement_timeout": str(timeout)})
 
     def _writing(self) -> AbstractContextManager[Connection]:
-        """The transaction of a write call."""
-        return begin(self._engines.sync, prelude=self._prelude(), access=self._write_access)
+        """The transaction of a write call (the pinned one inside :meth:`transaction`)."""
+        return self._tx.begin(
+            self._engines.sync, prelude=self._prelude(), access=self._write_access
+        )
 
     def _awriting(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """Async twin of :meth:`_writing`."""
-        return abegin(self._engines.async_, prelude=self._prelude(), access=self._write_access)
+        return self._tx.abegin(
+            self._engines.async_, prelude=self._prelude(), access=self._write_access
+        )
 
     def _reading(self) -> AbstractContextManager[Connection]:
         """The transaction of a read call that is not a search."""
-        return begin(self._engines.sync, prelude=self._prelude(), access=self._read_access)
+        return self._tx.begin(self._engines.sync, prelude=self._prelude(), access=self._read_access)
 
     def _areading(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """Async twin of :meth:`_reading`."""
-        return abegin(self._engines.async_, prelude=self._prelude(), access=self._read_access)
+        return self._tx.abegin(
+            self._engines.async_, prelude=self._prelude(), access=self._read_access
+        )
+
+    def _connection(self, access: Access) -> AbstractContextManager[Connection]:
+        """A transaction for the statements of this store's record managers.
+
+        The pinned one inside :meth:`transaction`, else one of their own.
+        """
+        return self._tx.begin(
+            self._engines.sync, vectors=False, prelude=self._prelude(), access=access
+        )
+
+    def _aconnection(self, access: Access) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Async twin of :meth:`_connection`."""
+        return self._tx.abegin(
+            self._engines.async_, vectors=False, prelude=self._prelude(), access=access
+        )
 
     def _changes(self, added: int = 0, removed: int = 0) -> Tables | None:
         """Count rows this store changed; the tables whose statistics are due.
@@ -437,17 +509,37 @@ class PGVecStore(VectorStore):
     def _wrote(self, added: int = 0, removed: int = 0) -> None:
         """After a write committed, refresh the statistics when it changed enough.
 
-        The state, row estimate included, is then read again.
+        The state, row estimate included, is then read again. Inside
+        :meth:`transaction` the rows are counted when it commits (see :meth:`_deferred`).
         """
+        if self._deferred(added, removed):
+            return
         tables = self._changes(added, removed)
         if tables is not None and self._refresh_statistics(tables, "planner"):
             self._changed = 0
 
     async def _awrote(self, added: int = 0, removed: int = 0) -> None:
         """Async twin of :meth:`_wrote`."""
+        if self._deferred(added, removed):
+            return
         tables = self._changes(added, removed)
         if tables is not None and await self._arefresh_statistics(tables, "planner"):
             self._changed = 0
+
+    def _deferred(self, added: int, removed: int) -> bool:
+        """Inside a pinned transaction, keep a write's row counts for its commit.
+
+        A rollback counts none, and ``ANALYZE`` runs after the commit, on committed rows.
+        Returns whether it kept them; what searches learnt is forgotten either way.
+        """
+        pinned = self._tx.current()
+        if pinned is None:
+            return False
+        pinned.added += added
+        pinned.removed += removed
+        if self._planner_made is not None:
+            self._planner_made.forget()
+        return True
 
     def _prepared(self, batch: Batch) -> Batch:
         """``batch``, checked for what this store's schema adds (a full-text index)."""
@@ -1026,6 +1118,195 @@ class PGVecStore(VectorStore):
             await self._awrote(removed=removed)
         self._state = None
 
+    # ------------------------------------------------------------------ transactions
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One transaction for every call of this store made inside the block.
+
+        The store's writes (``add_*``, ``delete``, ``delete_collection``), reads and
+        searches, and the statements of the record managers bound to it
+        (:class:`PGVecRecordManager`), made inside the block in this thread, run on one
+        connection in one transaction, committed once when the block ends. If the block
+        raises, or a call inside it failed, nothing of the block is committed. Reads and
+        searches inside the block see its writes. Other threads and tasks using the
+        store meanwhile keep transactions of their own, and see the block's writes once
+        it has committed. A block inside another of the same store joins it.
+
+        The writes' row locks are held to the end of the block: another writer of the
+        same ids waits for it. After large writes, the statistics are refreshed
+        (``ANALYZE``) once the block has committed. Index builds and drops cannot run
+        inside the block.
+
+        Returns:
+            A context manager. Its value is the transaction's SQLAlchemy ``Connection``:
+            statements of your own run on it commit or roll back with the block (do not
+            commit or close it yourself).
+
+        Raises:
+            InvalidInputError: Inside the block, a sync method of the store is called
+                inside ``atransaction()``, or an async one inside ``transaction()``; or
+                an index is built or dropped.
+            DatabaseError: At the end of the block, when a call inside it failed and
+                its exception was caught: the transaction was rolled back.
+            QueryTimeoutError: A statement ran past the store's ``statement_timeout``
+                (which bounds every statement of the transaction).
+            ConnectError: No connection could be had.
+            ConnectionLostError: The server went away during the block (nothing of it
+                was committed) or during its commit.
+
+        Example:
+            .. code-block:: python
+
+                with store.transaction():
+                    store.delete(["old"])
+                    store.add_texts(["new"], ids=["new"])
+        """
+        return self._pinned()
+
+    def atransaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Async twin of :meth:`transaction`: ``async with store.atransaction() as conn``.
+
+        Inside it, call the async methods; the value is the ``AsyncConnection``.
+        """
+        return self._apinned()
+
+    @contextmanager
+    def _pinned(self) -> Iterator[Connection]:
+        joined = self._tx.current() is not None
+        try:
+            with self._tx.pin(
+                self._engines.sync,
+                prelude=self._prelude(),
+                access=self._write_access,
+                state=self._state,
+            ) as pinned:
+                yield pinned.sync_connection()
+        except BaseException:
+            if not joined:
+                self.refresh()  # nothing the transaction taught the store stays
+            raise
+        if not joined:
+            self._state = pinned.state
+            self._wrote(added=pinned.added, removed=pinned.removed)
+
+    @asynccontextmanager
+    async def _apinned(self) -> AsyncIterator[AsyncConnection]:
+        joined = self._tx.current() is not None
+        try:
+            async with self._tx.apin(
+                self._engines.async_,
+                prelude=self._prelude(),
+                access=self._write_access,
+                state=self._state,
+            ) as pinned:
+                yield pinned.async_connection()
+        except BaseException:
+            if not joined:
+                self.refresh()
+            raise
+        if not joined:
+            self._state = pinned.state
+            await self._awrote(added=pinned.added, removed=pinned.removed)
+
+    def index(
+        self, docs_source: DocumentSource, record_manager: RecordManager, **kwargs: Any
+    ) -> IndexingResult:
+        """LangChain's indexing API on this store: the records and the vectors in one transaction.
+
+        Runs ``langchain_core.indexing.index(docs_source, record_manager, self,
+        **kwargs)`` inside :meth:`transaction`. The record manager's updates and the
+        store's writes and deletes commit together when the run ends; if the run fails
+        anywhere (the source raises, the embedding model fails, the connection is
+        lost), nothing of it is committed, and the records and the vectors stay as
+        they were.
+
+        Args:
+            docs_source: A LangChain document loader, or an iterable of Documents.
+            record_manager: A :class:`PGVecRecordManager` of this store
+                (``PGVecRecordManager(namespace, store=store)``), whose table exists
+                (its ``create_schema()``).
+            **kwargs: The keywords of ``langchain_core.indexing.index``: ``cleanup``
+                (None, ``"incremental"``, ``"full"`` or ``"scoped_full"``),
+                ``source_id_key``, ``batch_size``, ``cleanup_batch_size``,
+                ``force_update``, ``key_encoder``, ``upsert_kwargs``.
+
+        Returns:
+            LangChain's ``IndexingResult``: ``num_added``, ``num_updated``,
+            ``num_skipped`` and ``num_deleted``.
+
+        Raises:
+            InvalidInputError: Before anything is written: ``record_manager`` is not a
+                PGVecRecordManager of this store; a keyword ``index()`` does not take;
+                ``cleanup`` is none of its values, or is ``"incremental"`` or
+                ``"scoped_full"`` without ``source_id_key``; ``batch_size`` or
+                ``cleanup_batch_size`` is not a positive integer; ``docs_source`` is
+                neither a loader nor an iterable (an async iterable needs ``aindex``).
+            SchemaError: The record manager's table does not exist.
+            ValueError: langchain-core's, for a document without a source id under
+                ``"incremental"`` or ``"scoped_full"`` cleanup; nothing is committed.
+            PGVecError: The errors of :meth:`add_documents` and :meth:`delete`, and
+                those of :meth:`transaction`; nothing is committed.
+        """
+        self._indexing(docs_source, record_manager, kwargs, sync=True)
+        source = cast("BaseLoader | Iterable[Document]", docs_source)
+        with self.transaction():
+            return _index(source, record_manager, self, **kwargs)
+
+    async def aindex(
+        self, docs_source: DocumentSource, record_manager: RecordManager, **kwargs: Any
+    ) -> IndexingResult:
+        """Async twin of :meth:`index` (``docs_source`` may also be an async iterable)."""
+        self._indexing(docs_source, record_manager, kwargs, sync=False)
+        source = cast("BaseLoader | Iterable[Document] | AsyncIterator[Document]", docs_source)
+        async with self.atransaction():
+            return await _aindex(source, record_manager, self, **kwargs)
+
+    def _indexing(
+        self, docs_source: object, record_manager: object, kwargs: dict[str, Any], *, sync: bool
+    ) -> None:
+        """Check :meth:`index`'s arguments before anything is written."""
+        bound = getattr(record_manager, "store", None)
+        if bound is not self:
+            given = type(record_manager).__name__
+            given += " of another store" if isinstance(bound, VectorStore) else ""
+            raise InvalidInputError(
+                "store.index() commits the records with the vectors, in one transaction, "
+                "which needs a PGVecRecordManager of this store (PGVecRecordManager("
+                f"namespace, store=store)), got a {given}. With another record manager, "
+                "call langchain_core.indexing.index(docs, record_manager, store)"
+            )
+        unknown = sorted(set(kwargs) - _INDEX_KEYWORDS)
+        if unknown:
+            raise InvalidInputError(
+                f"index() takes no keyword {unknown[0]!r}; langchain_core.indexing.index "
+                f"takes {', '.join(sorted(_INDEX_KEYWORDS))}"
+            )
+        cleanup = kwargs.get("cleanup")
+        if cleanup not in _CLEANUPS:
+            raise InvalidInputError(
+                "cleanup must be None, 'incremental', 'full' or 'scoped_full', got "
+                f"{brief(cleanup)}"
+            )
+        if cleanup in ("incremental", "scoped_full") and kwargs.get("source_id_key") is None:
+            raise InvalidInputError(
+                f"cleanup={cleanup!r} needs source_id_key: the metadata key (or a function "
+                "of the Document) that names each document's source"
+            )
+        for name in ("batch_size", "cleanup_batch_size"):
+            if name in kwargs:
+                check_int(kwargs[name], name, 1)
+        if isinstance(docs_source, (BaseLoader, Iterable)) and not isinstance(docs_source, str):
+            return
+        if not sync and isinstance(docs_source, AsyncIterable):
+            return
+        asynchronous = isinstance(docs_source, AsyncIterable)
+        hint = "; for an async iterable, call aindex()" if sync and asynchronous else ""
+        raise InvalidInputError(
+            "docs_source must be a LangChain document loader or an iterable of Documents"
+            f"{'' if sync else ' (or an async iterable of them)'}, got "
+            f"{type(docs_source).__name__}{hint}"
+        )
+
     # ------------------------------------------------------------------ searching
 
     def similarity_search_with_score_by_vector(
@@ -1084,13 +1365,23 @@ class PGVecStore(VectorStore):
         return _scored(await self._arun(self._steps(state, embedding, k, filter, kwargs)))
 
     def _run(self, steps: Steps) -> list[Any]:
-        """The rows of a search's steps (the same generator for both runners)."""
+        """The rows of a search's steps (the same generator for both runners).
+
+        Inside :meth:`transaction`, on its connection: a search sees what the
+        transaction wrote.
+        """
         engine = self._engines.sync  # made first: it makes the store's own connection
+        if self._tx.current() is not None:
+            with self._tx.begin(engine, access=self._read_access) as conn:
+                return read_inside(conn, steps)
         return read(engine, self._engines.reads, steps, self._read_access)
 
     async def _arun(self, steps: Steps) -> list[Any]:
         """Async twin of :meth:`_run`."""
         engine = self._engines.async_  # made first: it makes the store's own connection
+        if self._tx.current() is not None:
+            async with self._tx.abegin(engine, access=self._read_access) as conn:
+                return await aread_inside(conn, steps)
         return await aread(engine, self._engines.areads, steps, self._read_access)
 
     @property
@@ -1807,6 +2098,7 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
+        self._outside_transaction("create_index()")
         plan = self._vector_plan(
             self._ensure(), spec, name, concurrently, per_collection, maintenance_work_mem
         )
@@ -1826,6 +2118,7 @@ class PGVecStore(VectorStore):
         show_progress: bool | None = None,
     ) -> str:
         """Async twin of :meth:`create_index`."""
+        self._outside_transaction("acreate_index()")
         plan = self._vector_plan(
             await self._aensure(), spec, name, concurrently, per_collection, maintenance_work_mem
         )
@@ -1893,6 +2186,7 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
+        self._outside_transaction("create_metadata_index()")
         plan = self._metadata_plan(self._ensure(), field, kind, name, concurrently)
         if _index_admin.create(self._engines, self._write_access, plan, False):
             self._refresh_statistics(mapped_tables(plan.spec), "table")
@@ -1908,6 +2202,7 @@ class PGVecStore(VectorStore):
         concurrently: bool = False,
     ) -> str:
         """Async twin of :meth:`create_metadata_index`."""
+        self._outside_transaction("acreate_metadata_index()")
         plan = self._metadata_plan(await self._aensure(), field, kind, name, concurrently)
         if await _index_admin.acreate(self._engines, self._write_access, plan, False):
             await self._arefresh_statistics(mapped_tables(plan.spec), "table")
@@ -1933,12 +2228,14 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
-        with begin(self._engines.sync, vectors=False, access=self._read_access) as conn:
+        with self._tx.begin(self._engines.sync, vectors=False, access=self._read_access) as conn:
             return read_indexes(conn, self._spec)
 
     async def alist_indexes(self) -> list[IndexInfo]:
         """Async twin of :meth:`list_indexes`."""
-        async with abegin(self._engines.async_, vectors=False, access=self._read_access) as conn:
+        async with self._tx.abegin(
+            self._engines.async_, vectors=False, access=self._read_access
+        ) as conn:
             return await conn.run_sync(read_indexes, self._spec)
 
     def drop_index(self, name: str, *, concurrently: bool = False) -> None:
@@ -1959,15 +2256,26 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
+        self._outside_transaction("drop_index()")
         name = _index_specs.check_index_name(name)
         _index_admin.drop(self._engines, self._write_access, self._spec, name, concurrently)
         self._indexes_changed()
 
     async def adrop_index(self, name: str, *, concurrently: bool = False) -> None:
         """Async twin of :meth:`drop_index`."""
+        self._outside_transaction("adrop_index()")
         name = _index_specs.check_index_name(name)
         await _index_admin.adrop(self._engines, self._write_access, self._spec, name, concurrently)
         self._indexes_changed()
+
+    def _outside_transaction(self, what: str) -> None:
+        """Refuse an index build or drop inside :meth:`transaction`, before any I/O."""
+        if self._tx.current() is not None:
+            raise InvalidInputError(
+                f"{what} cannot run inside store.transaction(): it runs on a connection of "
+                "its own, which would wait for the locks of the transaction's writes; call "
+                "it before or after the block"
+            )
 
     def _indexes_changed(self) -> None:
         """Read the indexes (and statistics) again before the next search plans.
