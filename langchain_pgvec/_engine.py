@@ -314,7 +314,15 @@ def _pause(attempt: int) -> float:
 def retrying(conn: Connection, work: Callable[[], _T]) -> _T:
     """Run ``work`` in a savepoint; if PostgreSQL picks it as a deadlock victim, roll
     back to the savepoint (releasing its locks, keeping the rest of the transaction)
-    and run it again."""
+    and run it again.
+
+    Not on a pinned transaction's connection (:class:`Transactions`): the locks of its
+    earlier calls stay held across a retry, so the same cycle would form again, after
+    another ``deadlock_timeout``. There ``work`` runs once, and a deadlock fails the
+    block, which rolls back whole (and may be run again whole).
+    """
+    if _pinned_on(conn):
+        return work()
     for attempt in range(DEADLOCK_ATTEMPTS):
         try:
             with conn.begin_nested():
@@ -328,6 +336,8 @@ def retrying(conn: Connection, work: Callable[[], _T]) -> _T:
 
 async def aretrying(conn: AsyncConnection, work: Callable[[], Awaitable[_T]]) -> _T:
     """Async twin of :func:`retrying`."""
+    if _pinned_on(conn):
+        return await work()
     for attempt in range(DEADLOCK_ATTEMPTS):
         try:
             async with conn.begin_nested():
@@ -456,6 +466,11 @@ _UNPINNED: Mapping[Transactions, Pinned] = MappingProxyType({})
 _PINNED: ContextVar[Mapping[Transactions, Pinned]] = ContextVar(
     "langchain_pgvec_pinned", default=_UNPINNED
 )
+
+
+def _pinned_on(conn: Connection | AsyncConnection) -> bool:
+    """Whether ``conn`` is the connection of a transaction pinned in this context."""
+    return any(pinned.connection is conn for pinned in _PINNED.get().values())
 
 
 class Transactions:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -602,6 +603,38 @@ async def test_what_cannot_run_inside_a_transaction_is_refused_and_harmless(
         store.refresh()  # the next call reads the state: on the transaction's connection
         assert await run(store, "count") == 2
     assert committed_ids(engine, store.collection_name) == {"a", "b"}
+
+
+async def test_a_deadlock_inside_a_transaction_fails_it_at_once_and_whole(
+    store: PGVecStore, run: Runner, engine: Engine
+) -> None:
+    await run(store, "add_texts", ["a0", "b0"], ids=["A", "B"])
+    table = f'"{EMB}"'
+    other_holds_b, ours_waits = threading.Event(), threading.Event()
+
+    def other() -> None:  # holds B, then wants A, which the transaction holds
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL deadlock_timeout = '20s'"))  # ours detects it
+            conn.execute(text(f"UPDATE {table} SET content = 'b2' WHERE id = 'B'"))
+            other_holds_b.set()
+            assert ours_waits.wait(10)
+            time.sleep(0.3)
+            conn.execute(text(f"UPDATE {table} SET content = 'a2' WHERE id = 'A'"))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    started = 0.0
+    with pytest.raises(DatabaseError, match="deadlock"):
+        async with transaction(store, run.mode):
+            await run(store, "add_texts", ["a1"], ids=["A"])
+            assert await asyncio.to_thread(other_holds_b.wait, 10)
+            ours_waits.set()
+            started = time.monotonic()
+            await run(store, "add_texts", ["b1"], ids=["B"])  # waits for B: a cycle
+    waited = time.monotonic() - started
+    await asyncio.to_thread(thread.join)
+    assert waited < 4  # one deadlock_timeout (1 s), not one per retry
+    assert {d.page_content for d in await run(store, "get_by_ids", ["A", "B"])} == {"a2", "b2"}
 
 
 # ---------------------------------------------------------------------- faults
