@@ -1125,17 +1125,19 @@ class PGVecStore(VectorStore):
 
         The store's writes (``add_*``, ``delete``, ``delete_collection``), reads and
         searches, and the statements of the record managers bound to it
-        (:class:`PGVecRecordManager`), made inside the block in this thread, run on one
-        connection in one transaction, committed once when the block ends. If the block
-        raises, or a call inside it failed, nothing of the block is committed. Reads and
-        searches inside the block see its writes. Other threads and tasks using the
-        store meanwhile keep transactions of their own, and see the block's writes once
-        it has committed. A block inside another of the same store joins it.
+        (:class:`PGVecRecordManager`), made inside the block in this thread or task
+        (and in tasks started inside it, one call at a time), run on one connection in
+        one transaction, committed once when the block ends. If the block raises, or a
+        call inside it failed, nothing of the block is committed. Reads and searches
+        inside the block see its writes. Other threads and tasks using the store
+        meanwhile keep transactions of their own, and see the block's writes once it
+        has committed. A block inside another of the same store joins it.
 
         The writes' row locks are held to the end of the block: another writer of the
-        same ids waits for it. After large writes, the statistics are refreshed
-        (``ANALYZE``) once the block has committed. Index builds and drops cannot run
-        inside the block.
+        same ids waits for it, and a write that loses a deadlock fails the block (it is
+        not retried: the block's earlier locks would still be held). After large
+        writes, the statistics are refreshed (``ANALYZE``) once the block has
+        committed. Index builds and drops cannot run inside the block.
 
         Returns:
             A context manager. Its value is the transaction's SQLAlchemy ``Connection``:
