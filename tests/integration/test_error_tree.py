@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.documents import Document
+from langchain_core.indexing import InMemoryRecordManager
 from sqlalchemy import Engine, make_url, text
 from support.twins import Runner
 
@@ -248,10 +250,17 @@ WALK: dict[str, list[tuple[tuple[Any, ...], dict[str, Any], type[PGVecError]]]] 
     "drop_index": [((1,), {}, InvalidInputError), (("x" * 100,), {}, InvalidInputError)],
     "explain": [((object(),), {}, InvalidInputError), (("q", 0), {}, InvalidInputError)],
     "grant": [(("",), {}, InvalidInputError), ((None,), {}, InvalidInputError)],
+    # a record manager that is not one of this store's (langchain-core's in-memory one)
+    "index": [
+        (([], InMemoryRecordManager("walk")), {}, InvalidInputError),
+        (([], None), {}, InvalidInputError),
+        (([Document("a")], object()), {"cleanup": "bogus"}, InvalidInputError),
+    ],
 }
 #: public methods that take no hostile input worth walking (or none at all)
 UNWALKED = {
     "as_retriever",
+    "transaction",  # no arguments; tests/integration/test_indexing.py covers its failures
     "close",
     "create_tables",
     "delete_collection",
