@@ -554,7 +554,9 @@ class Transactions:
                 outer.failure = outer.failure or exc
                 raise
             return
-        with begin(engine, prelude=prelude, access=access) as conn:
+        # no vector types yet: the block's first call may be the one that creates the
+        # extension; each call registers them when it needs them (begin above)
+        with begin(engine, vectors=False, prelude=prelude, access=access) as conn:
             pinned = Pinned(conn, state)
             token = _PINNED.set({**_PINNED.get(), self: pinned})
             try:
@@ -584,7 +586,7 @@ class Transactions:
                 outer.failure = outer.failure or exc
                 raise
             return
-        async with abegin(engine, prelude=prelude, access=access) as conn:
+        async with abegin(engine, vectors=False, prelude=prelude, access=access) as conn:
             pinned = Pinned(conn, state)
             token = _PINNED.set({**_PINNED.get(), self: pinned})
             try:
