@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from langchain_core.indexing import RecordManager
 from psycopg import errors as pg
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Select, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateSchema
@@ -41,6 +42,36 @@ def _create(conn: Connection, table: Table) -> None:
 def _undefined_table(error: BaseException) -> bool:
     cause = error.__cause__
     return isinstance(cause.orig if isinstance(cause, DBAPIError) else cause, pg.UndefinedTable)
+
+
+def _compiled(statement: Select[Any], conn: Connection | AsyncConnection) -> tuple[str, Any]:
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    return compiled.string, compiled.construct_params()
+
+
+def _keys_unprepared(conn: Connection, statement: Select[Any]) -> list[str]:
+    """The keys ``statement`` selects, run without psycopg's statement preparation.
+
+    A listing's best plan depends on its values: how many records are older than
+    ``before``, which groups. Prepared (psycopg does so from a statement's fifth run on a
+    connection), it soon runs one generic plan for all values, and during an indexing
+    run over a table of records loaded in one go, that plan scanned every record older
+    than ``before`` for each batch.
+    """
+    sql, params = _compiled(statement, conn)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return [row[0] for row in driver.execute(sql, params, prepare=False).fetchall()]
+
+
+async def _akeys_unprepared(conn: AsyncConnection, statement: Select[Any]) -> list[str]:
+    """Async twin of :func:`_keys_unprepared`."""
+    sql, params = _compiled(statement, conn)
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    cursor = await driver.execute(sql, params, prepare=False)
+    return [row[0] for row in await cursor.fetchall()]
 
 
 def _check_clock(rows: int, time_at_least: float | None) -> None:
@@ -317,7 +348,7 @@ class PGVecRecordManager(RecordManager):
             limit=limit,
         )
         with self._session() as conn:
-            return list(conn.execute(statement).scalars())
+            return _keys_unprepared(conn, statement)
 
     async def alist_keys(
         self,
@@ -337,7 +368,7 @@ class PGVecRecordManager(RecordManager):
             limit=limit,
         )
         async with self._asession() as conn:
-            return list((await conn.execute(statement)).scalars())
+            return await _akeys_unprepared(conn, statement)
 
     def delete_keys(self, keys: Sequence[str]) -> None:
         """Delete the namespace's records of these keys (keys without one are ignored).

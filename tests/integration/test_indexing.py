@@ -31,7 +31,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.indexing import InMemoryRecordManager, aindex, index
 from langchain_core.vectorstores import InMemoryVectorStore
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 from support.twins import Runner
 
@@ -270,6 +270,52 @@ async def test_records_are_updated_listed_and_deleted(
     await run(records, "delete_keys", ["a", "never"])
     assert await run(records, "exists", ["a", "b"]) == [False, True]
     await run(records, "delete_keys", [])
+
+
+async def test_the_first_indexing_run_in_a_database_without_the_extension(
+    engine: Engine, pg_url: str, run: Runner
+) -> None:
+    """The run's first call creates the vector extension and the tables inside its one
+    transaction: the block must not need the vector type before that."""
+    name = f"ix_fresh_{uuid.uuid4().hex[:6]}"
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_url).set(database=name).render_as_string(False)
+    fresh = PGVecStore(DeterministicFakeEmbedding(size=DIM), connection=url, collection_name="c")
+    try:
+        records = PGVecRecordManager("ns", store=fresh)
+        await run(records, "create_schema")
+        docs = [doc("one", "a"), doc("two", "b")]
+        result = await run(fresh, "index", docs, records, cleanup="full", key_encoder="sha256")
+        assert (result["num_added"], result["num_deleted"]) == (2, 0)
+        assert {d.page_content for d in await run(fresh, "similarity_search", "one", k=2)} == {
+            "one",
+            "two",
+        }
+    finally:
+        fresh.close()
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def test_listing_is_never_a_prepared_statement(
+    records: PGVecRecordManager, store: PGVecStore, run: Runner
+) -> None:
+    """psycopg prepares a statement from its fifth run on a connection; a prepared
+    listing soon runs one generic plan for every ``before`` and group, which scanned
+    every older record per batch of an indexing run. Listings run unprepared."""
+    await run(records, "update", ["a", "b"], group_ids=["g1", "g2"])
+    listing = "SELECT statement FROM pg_prepared_statements"
+    async with transaction(store, run.mode) as conn:
+        for _ in range(8):
+            assert await run(records, "list_keys", group_ids=["g1"], before=1e12) == ["a"]
+        if run.mode == "sync":
+            prepared = list(conn.execute(text(listing)).scalars())
+        else:
+            prepared = list((await conn.execute(text(listing))).scalars())
+    assert not [s for s in prepared if REC in s], prepared
 
 
 async def test_get_time_is_the_servers_clock_and_updates_stamp_with_it(
