@@ -758,6 +758,13 @@ class Report:
             print(f"report written to {self.output}", file=sys.stderr)
 
 
+def error_note(exc: BaseException) -> str:
+    """A failure as one table cell: ``error: Type: message``, one line, at most 160
+    characters of it, no ``|``."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
+    return f"error: {text[:160]}"
+
+
 def fmt_seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 

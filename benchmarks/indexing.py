@@ -47,6 +47,7 @@ from _common import (
     copy_binary,
     create_raw_table,
     environment,
+    error_note,
     fmt_rate,
     fmt_ratio,
     fmt_seconds,
@@ -150,11 +151,6 @@ class Row:
         return None if self.stats is None else self.n / self.stats.median
 
 
-def _error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
-    return f"error: {text[:160]}"
-
-
 def _outcome(result: Any) -> str:
     if not isinstance(result, dict):
         return ""
@@ -201,7 +197,7 @@ def runs(
             stats = time_reps(timed(label, call), reps, setup=setup)
             rows.append(Row(system, label, n, stats, _outcome(last.get(label))))
         except Exception as exc:
-            rows.append(Row(system, label, n, note=_error(exc)))
+            rows.append(Row(system, label, n, note=error_note(exc)))
     return rows
 
 

@@ -34,6 +34,7 @@ from _common import (
     copy_binary,
     create_raw_table,
     environment,
+    error_note,
     fmt_rate,
     fmt_ratio,
     fmt_seconds,
@@ -94,11 +95,6 @@ class Row:
     @property
     def rate(self) -> float | None:
         return None if self.stats is None else self.n / self.stats.median
-
-
-def _error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
-    return f"error: {text[:160]}"
 
 
 # ---------------------------------------------------------------------------- raw
@@ -251,7 +247,7 @@ def bench_ours(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
             embedding_length=dim,
         )
     except Exception as exc:
-        return [Row(dim, label, args.n, note=_error(exc)) for label in labels]
+        return [Row(dim, label, args.n, note=error_note(exc)) for label in labels]
 
     def empty() -> None:
         with psycopg.connect(conninfo(url), autocommit=True) as conn:
@@ -286,7 +282,7 @@ def bench_ours(url: str, corpus: Corpus, args: argparse.Namespace) -> list[Row]:
             )
             rows.append(Row(dim, label, args.n, stats))
         except Exception as exc:
-            rows.append(Row(dim, label, args.n, note=_error(exc)))
+            rows.append(Row(dim, label, args.n, note=error_note(exc)))
     return rows
 
 

@@ -67,6 +67,7 @@ from _common import (
     doc_id,
     doc_index,
     environment,
+    error_note,
     fmt_ms,
     fmt_ratio,
     fmt_seconds,
@@ -142,11 +143,6 @@ def _subset(parser: argparse.ArgumentParser, value: str, allowed: tuple[str, ...
     if unknown:
         parser.error(f"unknown {sorted(unknown)}; pick from {allowed}")
     return [s for s in allowed if s in picked]
-
-
-def _error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
-    return f"error: {text[:160]}"
 
 
 # ---------------------------------------------------------------------- workload
@@ -1017,7 +1013,7 @@ def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload
             for i in range(n, len(work.queries)):  # the warm-up queries, never timed
                 items[j][1].search(i)  # type: ignore[misc]
         except Exception as exc:
-            results[j].note = _error(exc)
+            results[j].note = error_note(exc)
             failed.add(j)
     order = np.random.default_rng(work.args.seed)
     for r in range(n):
@@ -1028,7 +1024,7 @@ def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload
             try:
                 run(j, (r + s * stride) % n)
             except Exception as exc:
-                results[j].note = _error(exc)
+                results[j].note = error_note(exc)
                 failed.add(j)
     gc.unfreeze()
     for j in live:
@@ -1047,7 +1043,7 @@ def measure_phase(items: list[tuple[System, Config]], phase: str, work: Workload
         try:
             result.probe = items[j][0].probe(items[j][1])
         except Exception as exc:
-            result.note = _error(exc)
+            result.note = error_note(exc)
     return results
 
 
@@ -1077,7 +1073,7 @@ def index_sizes(url: str) -> list[list[str]]:
 
 
 def _note(exc: BaseException) -> str:
-    return str(exc) if str(exc).startswith("n/a") else _error(exc)
+    return str(exc) if str(exc).startswith("n/a") else error_note(exc)
 
 
 def load_systems(candidates: list[System], report: Report) -> tuple[list[System], list[list[str]]]:

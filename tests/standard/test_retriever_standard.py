@@ -24,20 +24,24 @@ _TEXTS = [
 ]
 
 
+def make_store(engine: Any, collection_name: str, *, full_text: bool = False) -> PGVecStore:
+    return PGVecStore(
+        DeterministicFakeEmbedding(size=16),
+        connection=engine,
+        collection_name=collection_name,
+        embedding_table="std_retriever_embedding",
+        collection_table="std_retriever_collection",
+        full_text=full_text,
+    )
+
+
 class _PGVecRetrieverSuite(RetrieversIntegrationTests):
     search_type = "similarity"
     search_kwargs: dict[str, Any] = {}  # noqa: RUF012 (a class constant)
 
     @pytest.fixture(autouse=True)
     def _store(self, engine: Any, collection_name: str) -> Iterator[None]:
-        store = PGVecStore(
-            DeterministicFakeEmbedding(size=16),
-            connection=engine,
-            collection_name=collection_name,
-            embedding_table="std_retriever_embedding",
-            collection_table="std_retriever_collection",
-            full_text=True,
-        )
+        store = make_store(engine, collection_name, full_text=True)
         store.add_texts(_TEXTS, metadatas=[{"n": n} for n in range(len(_TEXTS))])
         self.store = store
         yield
@@ -79,13 +83,7 @@ class TestFullTextRetriever(_PGVecRetrieverSuite):
 
 def test_constructor_k_and_explicit_search_kwargs(engine: Any, collection_name: str) -> None:
     """A constructor ``k`` fills search_kwargs; an explicit search_kwargs["k"] wins."""
-    store = PGVecStore(
-        DeterministicFakeEmbedding(size=16),
-        connection=engine,
-        collection_name=collection_name,
-        embedding_table="std_retriever_embedding",
-        collection_table="std_retriever_collection",
-    )
+    store = make_store(engine, collection_name)
     try:
         store.add_texts(_TEXTS)
         assert len(PGVecRetriever(vectorstore=store, k=2).invoke("cat")) == 2
