@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import psycopg
 from langchain_core.indexing import RecordManager
 from psycopg import errors as pg
 from sqlalchemy import Connection, Select, Table
@@ -20,8 +21,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateSchema
 
-from . import _records
+from . import _records, _sql
 from ._catalog import schema_exists
+from ._driver import DriverStatement, afetch, fetch
 from ._engine import aretrying, retrying
 from ._errors import Access, DatabaseError, InvalidInputError, SchemaError
 from ._records import DEFAULT_RECORD_TABLE
@@ -44,13 +46,8 @@ def _undefined_table(error: BaseException) -> bool:
     return isinstance(cause.orig if isinstance(cause, DBAPIError) else cause, pg.UndefinedTable)
 
 
-def _compiled(statement: Select[Any], conn: Connection | AsyncConnection) -> tuple[str, Any]:
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    return compiled.string, compiled.construct_params()
-
-
-def _keys_unprepared(conn: Connection, statement: Select[Any]) -> list[str]:
-    """The keys ``statement`` selects, run without psycopg's statement preparation.
+def _unprepared(statement: Select[Any], conn: Connection | AsyncConnection) -> DriverStatement:
+    """``statement`` for psycopg, never prepared (its values are fixed parameters).
 
     A listing's best plan depends on its values: how many records are older than
     ``before``, which groups. Prepared (psycopg does so from a statement's fifth run on a
@@ -58,20 +55,20 @@ def _keys_unprepared(conn: Connection, statement: Select[Any]) -> list[str]:
     run over a table of records loaded in one go, that plan scanned every record older
     than ``before`` for each batch.
     """
-    sql, params = _compiled(statement, conn)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    return [row[0] for row in driver.execute(sql, params, prepare=False).fetchall()]
+    return DriverStatement.compile(statement, conn.dialect, _sql.QUERY)
+
+
+def _keys_unprepared(conn: Connection, statement: Select[Any]) -> list[str]:
+    """The keys ``statement`` selects, on the transaction's psycopg connection."""
+    driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    return [row[0] for row in fetch(driver, _unprepared(statement, conn), None)]
 
 
 async def _akeys_unprepared(conn: AsyncConnection, statement: Select[Any]) -> list[str]:
     """Async twin of :func:`_keys_unprepared`."""
-    sql, params = _compiled(statement, conn)
     raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    cursor = await driver.execute(sql, params, prepare=False)
-    return [row[0] for row in await cursor.fetchall()]
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    return [row[0] for row in await afetch(driver, _unprepared(statement, conn), None)]
 
 
 def _check_clock(rows: int, time_at_least: float | None) -> None:
