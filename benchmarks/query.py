@@ -1235,7 +1235,7 @@ def phase_configs(system: System, phase: str) -> list[Config]:
     return [
         replace(c, label=f"{c.label} (no ef_search setting)")
         for c in system.configs("hnsw")
-        if c.kind in ("unfiltered", "filtered") and not c.label.startswith("top-k, filter, ")
+        if c.kind in ("unfiltered", "filtered")
     ]
 
 
