@@ -19,7 +19,7 @@ from sqlalchemy import URL, Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateSchema
 
-from . import _sql
+from . import _sql, _terms
 from ._catalog import (
     IndexInfo,
     approx_rows,
@@ -30,6 +30,7 @@ from ._catalog import (
     read_indexes,
     read_settings,
     schema_exists,
+    term_triggers,
     vector_column,
 )
 from ._errors import DimensionMismatchError, ExtensionError, SchemaError
@@ -88,6 +89,18 @@ def analyze(conn: Connection, tables: Tables, scope: Literal["table", "planner"]
     conn.execute(_sql.analyze(tables, scope))
 
 
+def tidy_text(conn: Connection, tables: Tables, cid: uuid.UUID, *, pending: bool) -> None:
+    """Fold one collection's term statistics (:func:`_terms.compact`).
+
+    With ``pending`` (the table's owner, after a large write), the full-text GIN
+    index's pending list is merged too; it otherwise waits for autovacuum while every
+    search scans it.
+    """
+    conn.execute(_terms.compact(tables, cid))
+    if pending:
+        conn.execute(_terms.clean_pending(tables))
+
+
 def dimension_error(
     spec: TableSpec, table_dim: int, given: int, what: str
 ) -> DimensionMismatchError:
@@ -127,30 +140,55 @@ def drop_collection(conn: Connection, tables: Tables, name: str) -> int:
         return 0
     removed = conn.execute(_sql.delete_where(tables, cid, None)).rowcount
     conn.execute(_sql.delete_collection(tables, name))
+    if tables.spec.text_search_config is not None and term_triggers(conn, tables.spec):
+        conn.execute(_terms.forget(tables, cid))  # the deltas the delete just appended too
     return int(removed)
 
 
 def _ensure_full_text(conn: Connection, tables: Tables) -> bool:
-    """Add the generated tsvector column and its GIN index to an existing table, when
-    this role owns it; whether the table has the column now.
+    """Give an existing table what full-text search needs, when this role owns it:
+    the generated tsvector column and its GIN index, then the term statistics BM25
+    ranks by (their table, the triggers that keep them, and the statistics of the rows
+    already there). Whether the table has all of it now.
 
-    ``ADD COLUMN ... GENERATED ALWAYS AS (...) STORED`` computes it for every row
-    already there; nothing is lost. A role that does not own the table never tries
-    (a store on an application role issues no DDL): full-text search then says who
-    can add the column.
+    ``ADD COLUMN ... GENERATED ALWAYS AS (...) STORED`` computes the column for every
+    row already there; nothing is lost. The statistics are created under a ``SHARE ROW
+    EXCLUSIVE`` lock (readers go on, writers wait for the commit), so no write falls
+    between the backfill and the triggers. A role that does not own the table never
+    tries (a store on an application role issues no DDL): full-text search then says
+    who can run it.
     """
     spec = tables.spec
-    if has_column(conn, spec, TSV_COLUMN):
+    column = has_column(conn, spec, TSV_COLUMN)
+    if column and term_triggers(conn, spec) == len(_terms.EVENTS):
         return True
     if not owns(conn, spec):
         return False
     conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table))))
     table = tables.embedding
-    conn.execute(AddColumn(table, table.c[TSV_COLUMN]))
-    for index in table.indexes:
-        if TSV_COLUMN in index.columns:
-            conn.execute(CreateIndex(index, if_not_exists=True))
+    if not column:
+        conn.execute(AddColumn(table, table.c[TSV_COLUMN]))
+        for index in table.indexes:
+            if TSV_COLUMN in index.columns:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+    if term_triggers(conn, spec) != len(_terms.EVENTS):
+        _create_terms(conn, tables)
     return True
+
+
+def _create_terms(conn: Connection, tables: Tables) -> None:
+    """The statistics table, its function and triggers, and the backfill (from nothing:
+    a partial earlier attempt is dropped first)."""
+    terms = _terms.terms_table(tables.spec)
+    conn.execute(_terms.LockTable(tables.embedding))
+    for event in _terms.EVENTS:
+        conn.execute(_terms.DropTrigger(tables.embedding, event))
+    terms.drop(conn, checkfirst=True)
+    terms.create(conn)
+    conn.execute(_terms.CreateFunction(tables.spec.schema))
+    for event in _terms.EVENTS:
+        conn.execute(_terms.CreateTrigger(tables.embedding, terms, event))
+    conn.execute(_terms.backfill(tables))
 
 
 def version_of(extension_version: str) -> tuple[int, ...]:
@@ -268,6 +306,8 @@ def ensure(
         if spec.schema and not schema_exists(conn, spec.schema):
             conn.execute(CreateSchema(spec.schema, if_not_exists=True))
         tables.metadata.create_all(conn, checkfirst=True)
+        if full_text:
+            _ensure_full_text(conn, tables)
     else:
         typname, typmod = row
         if typname != spec.vector_type:

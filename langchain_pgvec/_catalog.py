@@ -288,6 +288,22 @@ _OWNS = text(
 )
 
 
+_TERM_TRIGGERS = text(
+    "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
+    "AND t.tgname LIKE 'pgvec\\_terms\\_%' AND NOT t.tgisinternal"
+)
+
+
+def term_triggers(conn: Connection, spec: TableSpec) -> int:
+    """How many of the term-statistics triggers the embedding table has.
+
+    Four (one per event) when BM25's statistics are kept.
+    """
+    return int(conn.execute(_TERM_TRIGGERS, _table_params(spec)).scalar() or 0)
+
+
 def schema_exists(conn: Connection, schema: str) -> bool:
     """Whether the schema exists."""
     return conn.execute(_SCHEMA, {"schema": schema}).first() is not None

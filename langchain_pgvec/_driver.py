@@ -166,7 +166,8 @@ def guard_prepared(engine: Engine, prepared_statements: bool | None) -> None:
 class DriverStatement:
     """A statement compiled once to psycopg's SQL, its fixed parameters already bound.
 
-    ``param`` names the one parameter given per call (the query vector). A statement
+    ``param`` names the one parameter given per call (the query vector), or is a tuple
+    of names given per call together (a tuple of values, in that order). A statement
     with other parameters (a filter's values) is never prepared: a prepared statement
     soon runs a generic plan, which cannot see how selective the filter is (the
     planner would pick the HNSW scan for a filter that matches 2% of rows, where the
@@ -175,8 +176,9 @@ class DriverStatement:
 
     sql: str
     fixed: dict[str, Any]
-    param: str
+    param: str | tuple[str, ...]
     process: Callable[[Any], Any] | None
+    processes: tuple[Callable[[Any], Any] | None, ...] = ()
 
     @property
     def prepare(self) -> bool | None:
@@ -184,7 +186,9 @@ class DriverStatement:
         return False if self.fixed else None
 
     @classmethod
-    def compile(cls, statement: ClauseElement, dialect: Dialect, param: str) -> DriverStatement:
+    def compile(
+        cls, statement: ClauseElement, dialect: Dialect, param: str | tuple[str, ...]
+    ) -> DriverStatement:
         """Compile ``statement`` for ``dialect`` (literal-execute values rendered inline)."""
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         assert isinstance(compiled, SQLCompiler)
@@ -193,16 +197,25 @@ class DriverStatement:
         for key, bind in compiled.binds.items():
             impl = bind.type.dialect_impl(dialect)
             processors[escaped.get(key, key)] = impl.bind_processor(dialect)
+        per_call = (param,) if isinstance(param, str) else param
         fixed: dict[str, Any] = {}
         for name, value in (compiled.construct_params() or {}).items():
             process = processors.get(name)
-            if name != param:
+            if name not in per_call:
                 fixed[name] = process(value) if process is not None and value is not None else value
-        return cls(compiled.string, fixed, param, processors.get(param))
+        if isinstance(param, str):
+            return cls(compiled.string, fixed, param, processors.get(param))
+        return cls(compiled.string, fixed, param, None, tuple(processors.get(p) for p in param))
 
     def params(self, value: Any) -> dict[str, Any]:
-        """The parameters of one execution, ``value`` bound to :attr:`param`."""
-        return {**self.fixed, self.param: self.process(value) if self.process else value}
+        """The parameters of one execution, ``value`` bound to :attr:`param` (a tuple of
+        values to a tuple of names)."""
+        if isinstance(self.param, str):
+            return {**self.fixed, self.param: self.process(value) if self.process else value}
+        bound = dict(self.fixed)
+        for name, process, item in zip(self.param, self.processes, value, strict=True):
+            bound[name] = process(item) if process is not None and item is not None else item
+        return bound
 
 
 def _checkout(engine: Engine) -> tuple[PoolProxiedConnection, psycopg.Connection[Any], bool]:

@@ -1,30 +1,84 @@
-"""Full-text and hybrid (full-text + vector) search statements; pure builders.
+"""Keyword (BM25) and hybrid search: the query's parts, the statements, the ranking and
+the fusion; pure.
 
-Hybrid search is one statement: a CTE ranks the ``fetch_k`` nearest vectors, another
-ranks the ``fetch_k`` best full-text matches (``websearch_to_tsquery`` syntax, ranked
-by ``ts_rank_cd``), both scoped to the collection and the metadata filter, and they
-are fused by reciprocal rank fusion::
+A keyword search is three short statements and a scorer:
+
+1. **terms**: the query's lexemes (``to_tsvector`` of its words: the configuration's
+   stemming and stop words), each with its document frequency in the collection, and
+   the collection's size and total length, from the term statistics (``_terms``).
+2. **candidates**: the documents that can rank, found by the GIN index on
+   ``content_tsv``: those holding any of the rarest query terms, up to
+   :data:`CANDIDATES` postings in all (at least the rarest term's), and those holding
+   every term. Each comes back with its length and the positions of the query's terms
+   (``ts_filter(setweight(...))``: only those lexemes of its tsvector). Filters,
+   phrases and exclusions narrow this statement.
+3. :func:`rank` scores the candidates by BM25 (Lucene's IDF and length
+   normalisation, ``k1`` and ``b``) and keeps the best; **documents** reads their text.
+
+A document holding none of the rare terms and not all of the query's terms has only
+common terms to score by; it can rank only when no candidate holds a rare one, which
+the bounded candidate set gives up for speed (its effect is measured in
+``benchmarks/text_quality.py``).
+
+The query takes ``websearch_to_tsquery`` syntax: its words are OR'ed and ranked; a
+``"quoted phrase"`` must occur as a phrase (its words rank too), a ``-word`` or
+``-"phrase"`` must not occur, ``or`` is accepted and changes nothing. A query with no
+searchable words (stop words, punctuation) finds nothing.
+
+Hybrid search runs the vector leg (the planner's search for ``fetch_k`` rows) and the
+keyword leg (``fetch_k`` ranked ids), and fuses them by reciprocal rank fusion::
 
     score(d) = w_vector / (rrf_k + rank_vector(d)) + w_text / (rrf_k + rank_text(d))
 
-with a missing rank contributing 0. A query without searchable words (only stop
-words or punctuation) makes the text leg empty, so the result is the vector leg's.
+a missing rank contributing 0. A query without searchable words leaves the vector leg
+alone.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
+import re
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from sqlalchemy import Select, and_, bindparam, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy import (
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG, TSQUERY
 from sqlalchemy.sql import ColumnElement
 
 from . import _validate
-from ._errors import SchemaError
-from ._schema import TSV_COLUMN, DistanceStrategy, Tables
-from ._sql import Leg, inline, scope, search
+from ._errors import InvalidInputError, SchemaError
+from ._schema import TSV_COLUMN, Tables
+from ._sql import inline, scope
+from ._terms import TOTALS, terms_table
+
+#: postings (documents per term, summed over the rarest terms) the candidate set takes
+CANDIDATES = 1000
+#: BM25's defaults (Lucene's, and most libraries')
+K1 = 1.2
+B = 0.75
+
+_WEIGHT_A: ColumnElement[Any] = literal_column("'A'::\"char\"")
+_ONLY_A: ColumnElement[Any] = literal_column("'{a}'::\"char\"[]")
+
+#: per-call parameter names of the statements
+WORDS = "bm25_words"
+TERMS = ("bm25_terms", "bm25_candidates", "bm25_constraint")
+IDS = "bm25_ids"
 
 
 def _tsv(tables: Tables) -> Any:
@@ -33,126 +87,229 @@ def _tsv(tables: Tables) -> Any:
         raise SchemaError(
             "full-text search is not enabled on this store: create it with "
             "PGVecStore(..., full_text=True) (or full_text='<config>'), which adds the "
-            f"generated column {TSV_COLUMN!r} and its GIN index to "
-            f"{tables.spec.qualified_embedding_table!r}"
+            f"generated column {TSV_COLUMN!r}, its GIN index and the term statistics BM25 "
+            f"ranks by to {tables.spec.qualified_embedding_table!r}"
         )
     return tables.embedding.c[TSV_COLUMN], config
 
 
 def check_search(tables: Tables, text: object, *, present: bool = True) -> None:
     """Raise before any I/O unless the store has full-text search and ``text`` is a
-    string; ``present``: the table has the full-text column."""
+    string; ``present``: the table has the full-text column and its term statistics."""
     _tsv(tables)
     if not present:
         raise SchemaError(
-            f"table {tables.spec.qualified_embedding_table!r} has no full-text column "
-            f"({TSV_COLUMN!r}), and this role does not own the table, so it may not add "
-            "it: have the table's owner run PGVecStore(..., full_text=True).create_tables() "
-            "(or `pgvec init --full-text`) once"
+            f"table {tables.spec.qualified_embedding_table!r} lacks what full-text search "
+            f"needs (the column {TSV_COLUMN!r}, or the term statistics table "
+            f"{terms_table(tables.spec).name!r} and its triggers), and this role does not "
+            "own the table, so it may not add them: have the table's owner run "
+            "PGVecStore(..., full_text=True).create_tables() (or `pgvec init --full-text`) "
+            "once; it keeps every row"
         )
     _validate.check_query(text)
 
 
-def _tsquery(config: str, text: str) -> ColumnElement[Any]:
-    return func.websearch_to_tsquery(cast(literal(config), REGCONFIG), bindparam("text", text))
+def check_bm25(k1: object, b: object) -> tuple[float, float]:
+    """``k1`` (finite, >= 0) and ``b`` (0 to 1) as floats, or an InvalidInputError."""
+    for name, value, top in (("k1", k1, math.inf), ("b", b, 1.0)):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not 0 <= value <= top
+        ):
+            bound = "a finite number >= 0" if top == math.inf else "a number from 0 to 1"
+            raise InvalidInputError(f"BM25's {name} must be {bound}, got {value!r}")
+    return float(k1), float(b)  # type: ignore[arg-type]
 
 
-def _text_ranked(
-    tables: Tables, cid: uuid.UUID, text: str, limit: int, where: ColumnElement[bool] | None
-) -> Any:
-    tsv, config = _tsv(tables)
-    table = tables.embedding
-    query = _tsquery(config, text)
-    score = func.ts_rank_cd(tsv, query).label("score")
-    return (
-        select(table.c.id, score)
-        .where(scope(tables, cid, where), tsv.op("@@")(query))
-        .order_by(score.desc(), table.c.id)
-        .limit(inline(limit))
+# ------------------------------------------------------------------ the query's parts
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """A query in ``websearch_to_tsquery`` syntax, taken apart.
+
+    ``words``: the text whose lexemes are ranked (the words and the phrases' words,
+    not the exclusions). ``constraint``: the phrases and exclusions again, as a
+    ``websearch_to_tsquery`` text every candidate must match ("" for none).
+    """
+
+    words: str
+    constraint: str
+
+
+# a "phrase" (its closing quote optional) or a word, either with a leading "-" when
+# the "-" starts a token
+_TOKEN = re.compile(r'(?:(?<!\S)(-))?"([^"]*)(?:"|$)|(?:(?<!\S)(-)(?=[^\s"]))?([^\s"]+)')
+
+
+def parse(text: str) -> TextQuery:
+    """Take a query apart (as ``websearch_to_tsquery`` reads it)."""
+    words: list[str] = []
+    constraint: list[str] = []
+    for match in _TOKEN.finditer(text):
+        phrase_not, phrase, word_not, word = match.groups()
+        if phrase is not None:
+            if phrase_not:
+                constraint.append(f'-"{phrase}"')
+            else:
+                words.append(phrase)
+                constraint.append(f'"{phrase}"')
+        elif word_not:
+            constraint.append(f"-{word}")
+        elif word.casefold() != "or":
+            words.append(word)
+    return TextQuery(" ".join(words), " ".join(constraint))
+
+
+# ------------------------------------------------------------------ statements
+
+
+def _config(tables: Tables) -> ColumnElement[Any]:
+    return cast(literal(_tsv(tables)[1]), REGCONFIG)
+
+
+def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
+    """The query's lexemes known in the collection, with their document frequency, and
+    the totals row (lexeme ``""``: documents, total length). Per call: the words."""
+    table = terms_table(tables.spec)
+    lexemes = func.array_append(
+        func.tsvector_to_array(func.to_tsvector(_config(tables), bindparam(WORDS, None, type_=Text))),
+        literal(TOTALS),
+        type_=ARRAY(Text),
     )
-
-
-def full_text(
-    tables: Tables, cid: uuid.UUID, text: str, k: int, where: ColumnElement[bool] | None
-) -> Select[Any]:
-    """The ``k`` best full-text matches: id, content, metadata, score (higher is better)."""
-    return _documents(tables, cid, _text_ranked(tables, cid, text, k, where).subquery("ranked"))
-
-
-def _documents(
-    tables: Tables, cid: uuid.UUID, ranked: Any, *extra: ColumnElement[Any]
-) -> Select[Any]:
-    """The documents of ``ranked`` (``id``, ``score`` rows), best score first."""
-    table = tables.embedding
     return (
-        select(table.c.id, table.c.content, table.c.metadata, ranked.c.score, *extra)
-        .join_from(
-            ranked,
-            table,
-            and_(
-                table.c.collection_id == inline(cid, table.c.collection_id.type),
-                table.c.id == ranked.c.id,
-            ),
+        select(table.c.lexeme, func.sum(table.c.df), func.sum(table.c.len))
+        .where(
+            table.c.collection_id == inline(cid, table.c.collection_id.type),
+            table.c.lexeme == any_(lexemes),
         )
-        .order_by(ranked.c.score.desc(), table.c.id)
+        .group_by(table.c.lexeme)
     )
 
 
-def hybrid(
-    tables: Tables,
-    cid: uuid.UUID,
-    strategy: DistanceStrategy,
-    vector: np.ndarray,
-    text: str,
-    *,
+def candidates(
+    tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None, *, constrained: bool
+) -> Select[Any]:
+    """The documents that can rank: id, length, and the query terms' positions (a
+    tsvector's text). Per call: the terms (text[]), the candidate tsquery's text, and
+    (when ``constrained``) the constraint's ``websearch_to_tsquery`` text."""
+    tsv, _ = _tsv(tables)
+    table = tables.embedding
+    # constants: the weight "A" given to the query's terms, then kept
+    held = func.ts_filter(
+        func.setweight(tsv, _WEIGHT_A, bindparam(TERMS[0], None, type_=ARRAY(Text))), _ONLY_A
+    )
+    conditions = [tsv.op("@@")(cast(bindparam(TERMS[1], None, type_=Text), TSQUERY))]
+    if constrained:
+        constraint = func.websearch_to_tsquery(_config(tables), bindparam(TERMS[2], None, type_=Text))
+        conditions.append(or_(func.numnode(constraint) == 0, tsv.op("@@")(constraint)))
+    return select(table.c.id, func.length(tsv), cast(held, Text)).where(
+        scope(tables, cid, where), *conditions
+    )
+
+
+def documents(tables: Tables, cid: uuid.UUID) -> Select[Any]:
+    """id, content, metadata of the given ids (per call: the ids, text[])."""
+    table = tables.embedding
+    return select(table.c.id, table.c.content, table.c.metadata).where(
+        and_(
+            table.c.collection_id == inline(cid, table.c.collection_id.type),
+            table.c.id == any_(bindparam(IDS, None, type_=ARRAY(Text))),
+        )
+    )
+
+
+# ------------------------------------------------------------------ ranking
+
+
+def quote(lexeme: str) -> str:
+    """A lexeme as a tsquery operand (quoted, so that no character is an operator)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What the terms statement said, made ready to rank by: each known term's IDF,
+    the candidate tsquery, and the collection's average document length."""
+
+    idf: dict[str, float]
+    candidates: str
+    avgdl: float
+
+    @property
+    def terms(self) -> list[str]:
+        """The query's known terms, rarest first."""
+        return list(self.idf)
+
+
+def weigh(rows: Iterable[Sequence[Any]], budget: int = CANDIDATES) -> Weights | None:
+    """IDF of each known query term, and the candidate tsquery (see the module
+    docstring); None when no query term occurs in the collection."""
+    docs, length, known = 0, 0, []
+    for lexeme, df, total in rows:
+        if lexeme == TOTALS:
+            docs, length = int(df), int(total)
+        elif df > 0:
+            known.append((int(df), lexeme))
+    if not known or docs <= 0:
+        return None
+    known.sort()
+    rare: list[str] = []
+    postings = 0
+    for df, lexeme in known:
+        postings += df
+        if rare and postings > budget:
+            break
+        rare.append(lexeme)
+    query = " | ".join(quote(lexeme) for lexeme in rare)
+    if len(rare) < len(known):
+        query += " | (" + " & ".join(quote(lexeme) for _, lexeme in known) + ")"
+    idf = {lexeme: math.log(1.0 + (docs - df + 0.5) / (df + 0.5)) for df, lexeme in known}
+    return Weights(idf, query, max(length / docs, 1e-9))
+
+
+# one lexeme of a tsvector's text form and its positions: 'it''s':3A,17A
+_HELD = re.compile(r"'((?:[^'\\]|''|\\.)*)':([0-9A-D,]+)")
+
+
+def _held(text: str) -> Iterable[tuple[str, int]]:
+    for match in _HELD.finditer(text):
+        raw = match.group(1).replace("''", "'")
+        lexeme = re.sub(r"\\(.)", r"\1", raw) if "\\" in raw else raw
+        yield lexeme, match.group(2).count(",") + 1
+
+
+def rank(
+    rows: Iterable[Sequence[Any]], weights: Weights, k1: float, b: float, limit: int
+) -> list[tuple[str, float]]:
+    """The ``limit`` best candidates by BM25, as (id, score), best first (ties by id)."""
+    idf, avgdl = weights.idf, weights.avgdl
+    scored: list[tuple[float, str]] = []
+    for doc_id, length, held in rows:
+        norm = k1 * (1.0 - b + b * length / avgdl)
+        score = 0.0
+        for lexeme, tf in _held(held):
+            weight = idf.get(lexeme)
+            if weight is not None:
+                score += weight * tf * (k1 + 1.0) / (tf + norm)
+        scored.append((score, doc_id))
+    best = heapq.nsmallest(limit, scored, key=lambda pair: (-pair[0], pair[1]))
+    return [(doc_id, score) for score, doc_id in best]
+
+
+def fuse(
+    vector_ids: Sequence[str],
+    text_ids: Sequence[str],
     k: int,
-    fetch_k: int,
     rrf_k: int,
     weights: tuple[float, float],
-    where: ColumnElement[bool] | None,
-    leg: Leg | None = None,
-) -> Select[Any]:
-    """Reciprocal rank fusion of the vector and full-text legs, in one statement.
-
-    The vector leg is the search statement for ``fetch_k`` rows, read as ``leg`` says
-    (the index as it is by default). Each row also carries how many rows the vector
-    leg found (``vector_rows``), so that a leg that came back short can be completed.
-    """
-    leg = leg or Leg(fetch=fetch_k)
-    nearest = search(
-        tables,
-        cid,
-        strategy,
-        vector,
-        fetch_k,
-        where,
-        resort=leg.resort,
-        fetch=leg.fetch,
-        exact=leg.exact,
-        documents=False,
-    ).subquery("nearest")
-    vector_leg = select(
-        nearest.c.id,
-        func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
-    ).cte("vector_leg")
-    matched = _text_ranked(tables, cid, text, fetch_k, where).subquery("matched")
-    text_leg = select(
-        matched.c.id,
-        func.row_number().over(order_by=(matched.c.score.desc(), matched.c.id)).label("rank"),
-    ).cte("text_leg")
-    rrf = literal(float(rrf_k))
-    vector_weight, text_weight = (literal(float(w)) for w in weights)
-    score = (
-        func.coalesce(vector_weight / (rrf + vector_leg.c.rank), 0.0)
-        + func.coalesce(text_weight / (rrf + text_leg.c.rank), 0.0)
-    ).label("score")
-    doc_id = func.coalesce(vector_leg.c.id, text_leg.c.id).label("id")
-    fused = (
-        select(doc_id, score)
-        .select_from(vector_leg.join(text_leg, vector_leg.c.id == text_leg.c.id, full=True))
-        .order_by(score.desc(), doc_id)
-        .limit(inline(k))
-        .subquery("fused")
-    )
-    found = select(func.count()).select_from(vector_leg).scalar_subquery().label("vector_rows")
-    return _documents(tables, cid, fused, found)
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of two rankings: the ``k`` best (id, score), ties by id."""
+    scores: dict[str, float] = {}
+    for ids, weight in ((vector_ids, weights[0]), (text_ids, weights[1])):
+        for position, doc_id in enumerate(ids, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (rrf_k + position)
+    best = heapq.nsmallest(k, scores.items(), key=lambda pair: (-pair[1], pair[0]))
+    return list(best)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Generator, Hashable, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -289,6 +289,7 @@ class Planner:
         self._filters: Cache[tuple[Any, ...], ColumnElement[bool]] = Cache()
         self._facts: Cache[tuple[Any, ...], Facts] = Cache(ttl=FACTS_TTL)
         self._plain: Cache[tuple[Any, ...], _Memo] = Cache(64, ttl=FACTS_TTL)
+        self._texts: Cache[tuple[Any, ...], DriverStatement] = Cache()
 
     def forget(self) -> None:
         """Forget what probes learnt: the store wrote, or changed an index."""
@@ -325,6 +326,13 @@ class Planner:
         shape = filter_key(filter)
         where = self._where(state, filter, shape)
         return Request(state, vector, k, settings, where, shape, with_vectors, explicit)
+
+    def scoped(
+        self, state: State, filter: Mapping[str, Any] | None
+    ) -> tuple[ColumnElement[bool] | None, str | None]:
+        """A filter compiled (cached by its JSON), and that JSON (None: not JSON)."""
+        shape = filter_key(filter)
+        return self._where(state, filter, shape), shape
 
     def _where(
         self, state: State, filter: Mapping[str, Any] | None, shape: str | None
@@ -379,15 +387,22 @@ class Planner:
         k: int,
         rrf_k: int,
         weights: tuple[float, float],
+        bm25: tuple[float, float],
     ) -> Steps:
-        """The statements of one hybrid search (``request.k`` is the legs' ``fetch_k``);
-        returns ``(id, content, metadata, score, vector leg rows)`` tuples."""
-        plan = yield from self._planned(request)
-        rows = yield self._hybrid_step(request, plan, text, k, rrf_k, weights)
-        if plan.route != "exact" and (not rows or rows[0][4] < request.k):
-            exact = self._exact(request)
-            rows = yield self._hybrid_step(request, exact, text, k, rrf_k, weights)
-        return rows
+        """The statements of one hybrid search (``request.k`` is the legs' ``fetch_k``):
+        the vector leg as :meth:`steps` plans it, the keyword leg, and the documents
+        the keyword leg alone found; returns ``(id, content, metadata, fused score)``
+        tuples, best first."""
+        nearest = yield from self.steps(request)
+        ranked = yield from self.keyword_steps(
+            request.state, request.where, request.shape, text, request.k, bm25, request.settings
+        )
+        fused = _hybrid.fuse([row[0] for row in nearest], [i for i, _ in ranked], k, rrf_k, weights)
+        known = {row[0]: row for row in nearest}
+        missing = [doc_id for doc_id, _ in fused if doc_id not in known]
+        if missing:
+            known.update((row[0], row) for row in (yield self._documents(request.state, missing)))
+        return [(i, known[i][1], known[i][2], score) for i, score in fused if i in known]
 
     def _planned(self, request: Request) -> Generator[Step, list[Any], Plan]:
         """Probe what the route depends on (unless known), then plan."""
@@ -466,46 +481,76 @@ class Planner:
                 self._statements.put(key, compiled)
         return Step(compiled.driver, request.vector, self._gucs(plan.gucs), compiled.statement)
 
-    def _hybrid_step(
-        self,
-        request: Request,
-        plan: Plan,
-        text: str,
-        k: int,
-        rrf_k: int,
-        weights: tuple[float, float],
-    ) -> Step:
-        state = request.state
-        statement = _hybrid.hybrid(
-            state.tables,
-            state.collection_id,  # type: ignore[arg-type]
-            self._strategy,
-            request.vector,
-            text,
-            k=k,
-            fetch_k=request.k,
-            rrf_k=rrf_k,
-            weights=weights,
-            where=request.where,
-            leg=_sql.Leg(fetch=plan.fetch, resort=plan.resort, exact=plan.route == "exact"),
-        )
-        return Step(self._compile(statement), request.vector, self._gucs(plan.gucs), statement)
-
     def full_text_steps(
         self,
         state: State,
         text: str,
         k: int,
         where: ColumnElement[bool] | None,
+        shape: str | None,
+        bm25: tuple[float, float],
         settings: SearchSettings,
     ) -> Steps:
-        """The one statement of a keyword search; returns ``(id, content, metadata,
-        rank)`` tuples."""
+        """The statements of one keyword search; returns ``(id, content, metadata,
+        BM25 score)`` tuples, best first."""
+        ranked = yield from self.keyword_steps(state, where, shape, text, k, bm25, settings)
+        if not ranked:
+            return []
+        found = {row[0]: row for row in (yield self._documents(state, [i for i, _ in ranked]))}
+        return [(i, found[i][1], found[i][2], score) for i, score in ranked if i in found]
+
+    def keyword_steps(
+        self,
+        state: State,
+        where: ColumnElement[bool] | None,
+        shape: str | None,
+        text: str,
+        limit: int,
+        bm25: tuple[float, float],
+        settings: SearchSettings,
+    ) -> Generator[Step, list[Any], list[tuple[str, float]]]:
+        """The keyword leg (see :mod:`._hybrid`): the query's term statistics, then the
+        candidates; returns the ``limit`` best ``(id, BM25 score)``."""
+        query = _hybrid.parse(text)
+        if not query.words.strip() or not limit:
+            return []
         assert state.collection_id is not None
-        statement = _hybrid.full_text(state.tables, state.collection_id, text, k, where)
+        cid = state.collection_id
+        statement = self._cached(
+            ("terms", state.tables, cid), lambda: _hybrid.terms(state.tables, cid), _hybrid.WORDS
+        )
+        weights = _hybrid.weigh((yield Step(statement, query.words, None, None)))
+        if weights is None:
+            return []
+        constrained = bool(query.constraint)
+        names = _hybrid.TERMS if constrained else _hybrid.TERMS[:2]
+        source = _hybrid.candidates(state.tables, cid, where, constrained=constrained)
+        key = None if shape is None else ("candidates", state.tables, cid, shape, constrained)
+        statement = self._cached(key, lambda: source, names)
+        value = (weights.terms, weights.candidates, query.constraint)[: len(names)]
         gucs = _tuning.changes(_tuning.timeout(settings), dict(state.settings))
-        step = Step(self._compile(statement), None, self._gucs(tuple(gucs.items())), statement)
-        return (yield step)
+        rows = yield Step(statement, value, self._gucs(tuple(gucs.items())), source)
+        return _hybrid.rank(rows, weights, bm25[0], bm25[1], limit)
+
+    def _documents(self, state: State, ids: list[str]) -> Step:
+        assert state.collection_id is not None
+        cid = state.collection_id
+        key = ("documents", state.tables, cid)
+        statement = self._cached(key, lambda: _hybrid.documents(state.tables, cid), _hybrid.IDS)
+        return Step(statement, ids, None, None)
+
+    def _cached(
+        self,
+        key: tuple[Any, ...] | None,
+        build: Callable[[], ClauseElement],
+        param: str | tuple[str, ...],
+    ) -> DriverStatement:
+        """A text statement compiled once per key (None: a filter that is not JSON)."""
+        known = self._texts.get(key) if key is not None else None
+        if known is not None:
+            return known
+        compiled = DriverStatement.compile(build(), self._dialect, param)
+        return compiled if key is None else self._texts.put(key, compiled)
 
     def explain_steps(self, request: Request, *, analyze: bool) -> Steps:
         """The steps of a search up to its search statement, which is explained instead

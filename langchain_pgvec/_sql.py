@@ -37,6 +37,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from . import _terms
 from ._schema import DistanceStrategy, Tables, send_function, vector_column_type
 
 
@@ -120,7 +121,12 @@ def _compile_grant(element: Grant, compiler: SQLCompiler, **kw: Any) -> str:
 def grants(tables: Tables, role: str, access: str) -> list[Grant]:
     """The statements that let ``role`` use the tables: ``access`` is ``"write"`` (an
     application's role) or ``"read"`` (one that only searches)."""
-    statements = [Grant(GRANTS[access], [tables.embedding, tables.collection], role)]
+    targets = [tables.embedding, tables.collection]
+    if tables.spec.text_search_config is not None:
+        # the term statistics: triggers append to them as the role writes, the role
+        # folds them, and keyword searches read them
+        targets.append(_terms.terms_table(tables.spec))
+    statements = [Grant(GRANTS[access], targets, role)]
     if tables.spec.schema is not None:
         statements.insert(0, Grant((), (), role, tables.spec.schema))
     return statements

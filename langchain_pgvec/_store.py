@@ -59,6 +59,7 @@ from ._bootstrap import (
     epoch,
     lock_collection,
     table_key,
+    tidy_text,
 )
 from ._catalog import IndexInfo, read_indexes
 from ._driver import aread, aread_inside, read, read_inside
@@ -101,6 +102,9 @@ STATE_TTL = 60.0
 #: table's rows, and at least ANALYZE_MIN_ROWS
 ANALYZE_SHARE = 0.2
 ANALYZE_MIN_ROWS = 1000
+#: write calls of a full-text store after which it folds its collection's term
+#: statistics (see :mod:`._terms`); a statistics refresh folds them too
+COMPACT_EVERY = 100
 
 
 def _documents(rows: Iterable[Row[Any]]) -> list[Document]:
@@ -316,6 +320,7 @@ class PGVecStore(VectorStore):
         #: rows this store wrote or deleted since the table's statistics were last
         #: refreshed (by this store, or when the state was read)
         self._changed = 0
+        self._text_writes = 0
 
     # ------------------------------------------------------------------ plumbing
 
@@ -511,12 +516,17 @@ class PGVecStore(VectorStore):
 
         The state, row estimate included, is then read again. Inside
         :meth:`transaction` the rows are counted when it commits (see :meth:`_deferred`).
+        A full-text store also folds its collection's term statistics, with the refresh
+        or every :data:`COMPACT_EVERY` writes.
         """
         if self._deferred(added, removed):
             return
         tables = self._changes(added, removed)
         if tables is not None and self._refresh_statistics(tables, "planner"):
             self._changed = 0
+            self._tidy(pending=True)
+        elif self._compact_due(added, removed):
+            self._tidy(pending=False)
 
     async def _awrote(self, added: int = 0, removed: int = 0) -> None:
         """Async twin of :meth:`_wrote`."""
@@ -525,6 +535,45 @@ class PGVecStore(VectorStore):
         tables = self._changes(added, removed)
         if tables is not None and await self._arefresh_statistics(tables, "planner"):
             self._changed = 0
+            await self._atidy(pending=True)
+        elif self._compact_due(added, removed):
+            await self._atidy(pending=False)
+
+    def _compact_due(self, added: int, removed: int) -> bool:
+        if not (added or removed) or self._spec.text_search_config is None:
+            return False
+        self._text_writes += 1
+        return self._text_writes >= COMPACT_EVERY
+
+    def _tidy(self, *, pending: bool) -> None:
+        """Fold the collection's term statistics; with ``pending``, merge the index's.
+
+        With ``pending``, the full-text GIN index's pending list is merged too. A
+        failure is logged, never raised.
+        """
+        state = self._state
+        if state is None or not state.full_text or state.collection_id is None:
+            return
+        self._text_writes = 0
+        try:
+            with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
+                tidy_text(conn, state.tables, state.collection_id, pending=pending)
+        except PGVecError as exc:
+            _log.warning("folding the term statistics failed: %s", exc)
+
+    async def _atidy(self, *, pending: bool) -> None:
+        """Async twin of :meth:`_tidy`."""
+        state = self._state
+        if state is None or not state.full_text or state.collection_id is None:
+            return
+        self._text_writes = 0
+        try:
+            async with abegin(
+                self._engines.async_, vectors=False, access=self._write_access
+            ) as conn:
+                await conn.run_sync(tidy_text, state.tables, state.collection_id, pending=pending)
+        except PGVecError as exc:
+            _log.warning("folding the term statistics failed: %s", exc)
 
     def _deferred(self, added: int, removed: int) -> bool:
         """Inside a pinned transaction, keep a write's row counts for its commit.
@@ -1773,13 +1822,15 @@ class PGVecStore(VectorStore):
         fetch_k: int | None = None,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
+        k1: float = _hybrid.K1,
+        b: float = _hybrid.B,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Full-text and vector search fused by reciprocal rank fusion, in one statement.
+        """Keyword (BM25) and vector search, fused by reciprocal rank fusion.
 
-        Needs ``full_text`` enabled on the store. The query takes ``websearch_to_tsquery``
-        syntax (``"quoted phrase"``, ``or``, ``-excluded``); a query with no searchable
-        words falls back to the vector leg alone.
+        Needs ``full_text`` enabled on the store. The keyword leg is
+        :meth:`full_text_search_with_score`'s; a query with no searchable words falls
+        back to the vector leg alone. Both legs apply the filter.
 
         Args:
             query: The query text (embedded for the vector leg).
@@ -1788,6 +1839,8 @@ class PGVecStore(VectorStore):
             fetch_k: Candidates each leg ranks (default ``max(20, 4 * k)``).
             rrf_k: The RRF constant: larger values flatten the rank contributions.
             weights: (vector weight, full-text weight), both finite and non-negative.
+            k1: BM25's term-frequency saturation (finite, >= 0).
+            b: BM25's document-length normalisation (0 to 1).
             **kwargs: Per-call search settings for the vector leg, as
                 :meth:`similarity_search_with_score_by_vector` takes them.
 
@@ -1798,8 +1851,8 @@ class PGVecStore(VectorStore):
         Raises:
             InvalidInputError: The query is not a string PostgreSQL can hold; ``k``,
                 ``fetch_k`` or ``rrf_k`` is not an integer from 0 to 2,147,483,647;
-                ``weights`` is not two non-negative numbers; or a search setting is out
-                of range.
+                ``weights`` is not two non-negative numbers; ``k1`` or ``b`` is out of
+                range; or a search setting is out of range.
             SchemaError: The store was made without ``full_text``, or the table has no
                 full-text column and this role may not add it (it does not own the
                 table).
@@ -1815,13 +1868,15 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
-        self._hybrid_args(query, k, fetch_k, rrf_k, weights)
+        bm25 = self._hybrid_args(query, k, fetch_k, rrf_k, weights, k1, b)
         vector = self._embeddings.embed_query(check_query(query))
         state = self._ensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
+        steps = self._hybrid_steps(
+            state, vector, query, k, filter, fetch_k, rrf_k, weights, bm25, kwargs
+        )
         return _fused(self._run(steps))
 
     async def ahybrid_search_with_score(
@@ -1833,16 +1888,20 @@ class PGVecStore(VectorStore):
         fetch_k: int | None = None,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
+        k1: float = _hybrid.K1,
+        b: float = _hybrid.B,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`hybrid_search_with_score`."""
-        self._hybrid_args(query, k, fetch_k, rrf_k, weights)
+        bm25 = self._hybrid_args(query, k, fetch_k, rrf_k, weights, k1, b)
         vector = await self._embeddings.aembed_query(check_query(query))
         state = await self._aensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._hybrid_steps(state, vector, query, k, filter, fetch_k, rrf_k, weights, kwargs)
+        steps = self._hybrid_steps(
+            state, vector, query, k, filter, fetch_k, rrf_k, weights, bm25, kwargs
+        )
         return _fused(await self._arun(steps))
 
     def _hybrid_args(
@@ -1852,8 +1911,10 @@ class PGVecStore(VectorStore):
         fetch_k: int | None,
         rrf_k: int,
         weights: tuple[float, float],
-    ) -> None:
-        """Raise before any I/O (and before the query is embedded) for bad arguments."""
+        k1: float,
+        b: float,
+    ) -> tuple[float, float]:
+        """Raise before any I/O (and before embedding) for bad arguments; BM25's (k1, b)."""
         check_query(query)
         _check_k(k)
         if fetch_k is not None:
@@ -1871,8 +1932,10 @@ class PGVecStore(VectorStore):
             raise InvalidInputError(
                 f"weights must be two non-negative numbers (vector, text), got {weights!r}"
             )
+        bm25 = _hybrid.check_bm25(k1, b)
         if self._spec.text_search_config is None:
             _hybrid.check_search(mapped_tables(self._spec), query)
+        return bm25
 
     def _hybrid_steps(
         self,
@@ -1884,6 +1947,7 @@ class PGVecStore(VectorStore):
         fetch_k: int | None,
         rrf_k: int,
         weights: tuple[float, float],
+        bm25: tuple[float, float],
         kwargs: dict[str, Any],
     ) -> Steps:
         """The statements of one hybrid search (its arguments checked by _hybrid_args)."""
@@ -1891,7 +1955,7 @@ class PGVecStore(VectorStore):
         _hybrid.check_search(state.tables, query, present=state.full_text)
         request = self._request(state, embedding, candidates, filter, kwargs)
         pair = (float(weights[0]), float(weights[1]))
-        return self._planner.hybrid_steps(request, query, k, rrf_k, pair)
+        return self._planner.hybrid_steps(request, query, k, rrf_k, pair, bm25)
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -1934,26 +1998,39 @@ class PGVecStore(VectorStore):
         return [doc for doc, _ in pairs]
 
     def full_text_search_with_score(
-        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: Filter | None = None,
+        *,
+        k1: float = _hybrid.K1,
+        b: float = _hybrid.B,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Keyword search only (``websearch_to_tsquery``), ranked by ``ts_rank_cd``.
+        """Keyword search only, ranked by BM25; no embedding is computed.
 
-        Needs ``full_text`` enabled on the store; no embedding is computed.
+        Needs ``full_text`` enabled on the store. The query's words are OR'ed (after the
+        text search configuration's stemming and stop words) and each weighted by its
+        IDF in the collection, from term statistics that triggers keep exact in every
+        transaction. The query takes ``websearch_to_tsquery`` syntax: a ``"quoted
+        phrase"`` must occur as a phrase, a ``-word`` (or ``-"phrase"``) must not occur.
 
         Args:
-            query: The query, in ``websearch_to_tsquery`` syntax (``"quoted phrase"``,
-                ``or``, ``-excluded``).
+            query: The query text.
             k: How many documents to return.
-            filter: A metadata filter (FILTERS.md).
+            filter: A metadata filter (FILTERS.md), applied before ranking.
+            k1: BM25's term-frequency saturation (finite, >= 0).
+            b: BM25's document-length normalisation (0 to 1).
             **kwargs: Unused; accepted so that retrievers can pass search keywords.
 
         Returns:
-            (document, rank) pairs, highest first; empty for a query with no
+            (document, BM25 score) pairs, highest first; empty for a query with no
             searchable words, or when the collection does not exist.
 
         Raises:
-            InvalidInputError: The query is not a string PostgreSQL can hold, or ``k``
-                is not an integer from 0 to 2,147,483,647.
+            InvalidInputError: The query is not a string PostgreSQL can hold, ``k``
+                is not an integer from 0 to 2,147,483,647, or ``k1`` or ``b`` is out of
+                range.
             SchemaError: The store was made without ``full_text``, or the table has no
                 full-text column and this role may not add it (it does not own the
                 table).
@@ -1966,29 +2043,42 @@ class PGVecStore(VectorStore):
             DatabaseError: The server refused a statement for another reason.
         """
         _check_k(k)
+        bm25 = _hybrid.check_bm25(k1, b)
         state = self._ensure(full_text=True)
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._full_text_steps(state, query, k, filter)
+        steps = self._full_text_steps(state, query, k, filter, bm25)
         return _fused(self._run(steps))
 
     async def afull_text_search_with_score(
-        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: Filter | None = None,
+        *,
+        k1: float = _hybrid.K1,
+        b: float = _hybrid.B,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`full_text_search_with_score`."""
         _check_k(k)
+        bm25 = _hybrid.check_bm25(k1, b)
         state = await self._aensure(full_text=True)
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._full_text_steps(state, query, k, filter)
+        steps = self._full_text_steps(state, query, k, filter, bm25)
         return _fused(await self._arun(steps))
 
-    def _full_text_steps(self, state: State, query: str, k: int, filter: Filter | None) -> Steps:
+    def _full_text_steps(
+        self, state: State, query: str, k: int, filter: Filter | None, bm25: tuple[float, float]
+    ) -> Steps:
         _hybrid.check_search(state.tables, query, present=state.full_text)
-        where = self._where(state, filter)
-        return self._planner.full_text_steps(state, query, k, where, self.search_settings)
+        where, shape = self._planner.scoped(state, filter)
+        return self._planner.full_text_steps(
+            state, query, k, where, shape, bm25, self.search_settings
+        )
 
     def full_text_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any

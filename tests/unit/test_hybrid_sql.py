@@ -1,21 +1,21 @@
-"""Full-text and hybrid (reciprocal rank fusion) statements, without a database."""
+"""Keyword (BM25) and hybrid search: the query's parts, statements, ranking and fusion,
+without a database."""
 
 from __future__ import annotations
 
-import re
+import math
 import uuid
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
 
 from langchain_pgvec import _hybrid
+from langchain_pgvec._driver import DriverStatement
 from langchain_pgvec._errors import InvalidInputError, SchemaError
 from langchain_pgvec._filters import compile_filter
-from langchain_pgvec._schema import DistanceStrategy, TableSpec, mapped_tables
-from langchain_pgvec._sql import QUERY, Leg
+from langchain_pgvec._schema import TableSpec, mapped_tables
 
 DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 CID = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
@@ -24,190 +24,161 @@ FT = mapped_tables(
         embedding_table="hy_e", collection_table="hy_c", dimension=3, text_search_config="english"
     )
 )
-HALF = mapped_tables(
-    TableSpec(
-        embedding_table="hy_he",
-        collection_table="hy_hc",
-        dimension=3,
-        vector_type="halfvec",
-        text_search_config="simple",
-    )
-)
 PLAIN = mapped_tables(TableSpec(embedding_table="hy_pe", collection_table="hy_pc", dimension=3))
-VECTOR = np.array([1.0, 0.0, -1.0], np.float32)
-COSINE = DistanceStrategy.COSINE
 SCOPE = f"hy_e.collection_id = '{CID}'::UUID"
 
 
-def compiled(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+def compiled(statement: ClauseElement) -> str:
     result = statement.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
-    return " ".join(result.string.split()), dict(result.params)
+    return " ".join(result.string.split())
 
 
-def hybrid(leg: Leg | None = None, **kw: Any) -> tuple[str, dict[str, Any]]:
-    arguments: dict[str, Any] = {
-        "k": 4,
-        "fetch_k": 20,
-        "rrf_k": 60,
-        "weights": (1.0, 0.5),
-        "where": None,
-    }
-    arguments.update(kw)
-    tables = arguments.pop("tables", FT)
-    return compiled(_hybrid.hybrid(tables, CID, COSINE, VECTOR, "cats -dogs", leg=leg, **arguments))
+# ---------------------------------------------------------------------- the query's parts
 
 
-def vector_leg(text: str) -> str:
-    """The text of the vector_leg CTE."""
-    return text.split("WITH vector_leg AS (", 1)[1].split("), text_leg AS (", 1)[0]
+@pytest.mark.parametrize(
+    ("text", "words", "constraint"),
+    [
+        ("fast cars", "fast cars", ""),
+        ('a "quick fox" b', "a quick fox b", '"quick fox"'),
+        ("cats -dogs", "cats", "-dogs"),
+        ('cats -"big dogs"', "cats", '-"big dogs"'),
+        ("cats or dogs OR birds", "cats dogs birds", ""),
+        ("well-known x-ray", "well-known x-ray", ""),  # a "-" inside a word is the word's
+        ('"unterminated phrase', "unterminated phrase", '"unterminated phrase"'),
+        ("- lone dash", "- lone dash", ""),
+        ("", "", ""),
+    ],
+)
+def test_parse_reads_websearch_syntax(text: str, words: str, constraint: str) -> None:
+    assert _hybrid.parse(text) == _hybrid.TextQuery(words, constraint)
 
 
-def config_param(text: str) -> str:
-    """The name of the parameter the text search configuration is bound as."""
-    match = re.search(r"websearch_to_tsquery\(CAST\(%\((\w+)\)s::VARCHAR AS REGCONFIG\)", text)
-    assert match is not None, text
-    return match.group(1)
+# ---------------------------------------------------------------------- statements
 
 
-# ---------------------------------------------------------------------- hybrid
-
-
-def test_the_default_vector_leg_reads_the_index_as_it_is() -> None:
-    text, params = hybrid()
-    assert vector_leg(text) == (
-        "SELECT nearest.id AS id, row_number() OVER (ORDER BY nearest.distance, nearest.id) "
-        "AS rank FROM (SELECT hy_e.id AS id, hy_e.embedding <=> %(query)s AS distance "
-        f"FROM hy_e WHERE {SCOPE} ORDER BY distance LIMIT 20) AS nearest"
+def test_the_terms_statement_reads_the_querys_lexemes_and_the_totals() -> None:
+    text = compiled(_hybrid.terms(FT, CID))
+    assert text.startswith(
+        "SELECT hy_e_terms.lexeme, sum(hy_e_terms.df) AS sum_1, sum(hy_e_terms.len) "
     )
-    assert "+ 0.0" not in text  # not sorted again
-    assert params[QUERY] is VECTOR
+    assert f"hy_e_terms.collection_id = '{CID}'::UUID" in text
+    assert "tsvector_to_array(to_tsvector(CAST(" in text and "%(bm25_words)s" in text
+    assert "GROUP BY hy_e_terms.lexeme" in text
 
 
-def test_a_resorted_vector_leg_fetches_more_and_keeps_fetch_k() -> None:
-    text, _ = hybrid(Leg(fetch=40, resort=True))
-    leg = vector_leg(text)
-    assert "hy_e.embedding <=> %(query)s AS distance" in leg
-    assert f"WHERE {SCOPE} ORDER BY distance LIMIT 40) AS nearest" in leg
-    assert "ORDER BY nearest.distance + 0.0 LIMIT 20) AS nearest" in leg
-    assert "cosine_distance" not in leg
-
-
-def test_an_exact_vector_leg_ranks_by_the_function() -> None:
-    text, _ = hybrid(Leg(fetch=20, exact=True))
-    leg = vector_leg(text)
-    assert "cosine_distance(hy_e.embedding, %(query)s) AS distance" in leg
-    assert "<=>" not in leg
-    assert "ORDER BY distance LIMIT 20) AS nearest" in leg
-    assert "+ 0.0" not in leg
-
-
-def test_the_vector_leg_carries_no_documents() -> None:
-    leg = vector_leg(hybrid()[0])
-    assert "content" not in leg and "metadata" not in leg and "vector_send" not in leg
-
-
-def test_the_text_leg_and_the_fusion() -> None:
-    text, params = hybrid()
-    config = config_param(text)
-    tsquery = f"websearch_to_tsquery(CAST(%({config})s::VARCHAR AS REGCONFIG), %(text)s::VARCHAR)"
-    assert (
-        "text_leg AS (SELECT matched.id AS id, row_number() OVER (ORDER BY matched.score DESC, "
-        "matched.id) AS rank FROM (SELECT hy_e.id AS id, "
-        f"ts_rank_cd(hy_e.content_tsv, {tsquery}) AS score FROM hy_e "
-        f"WHERE {SCOPE} AND (hy_e.content_tsv @@ {tsquery}) "
-        "ORDER BY score DESC, hy_e.id LIMIT 20) AS matched)"
-    ) in text
-    assert params[config] == "english"
-    assert params["text"] == "cats -dogs"
-    # fused by reciprocal rank over a full join, k rows, then joined to the documents
-    assert "FROM vector_leg FULL OUTER JOIN text_leg ON vector_leg.id = text_leg.id" in text
-    assert "coalesce(vector_leg.id, text_leg.id) AS id" in text
-    assert "ORDER BY score DESC, id LIMIT 4) AS fused" in text
-    assert text.endswith(
-        f"AS fused JOIN hy_e ON {SCOPE} AND hy_e.id = fused.id ORDER BY fused.score DESC, hy_e.id"
+def test_the_candidates_statement_is_scoped_filtered_and_constrained() -> None:
+    where = compile_filter({"year": {"$gte": 2020}}, FT.embedding.c.metadata)
+    plain = compiled(_hybrid.candidates(FT, CID, None, constrained=False))
+    assert plain.startswith(
+        "SELECT hy_e.id, length(hy_e.content_tsv) AS length_1, CAST(ts_filter(setweight(hy_e.content_tsv, "
+        """'A'::"char", %(bm25_terms)s::TEXT[]), '{a}'::"char"[]) AS TEXT) AS ts_filter_1 """
     )
+    assert SCOPE in plain and "hy_e.content_tsv @@ CAST(%(bm25_candidates)s" in plain
+    assert "websearch_to_tsquery" not in plain
+    narrowed = compiled(_hybrid.candidates(FT, CID, where, constrained=True))
+    assert "metadata" in narrowed and "numnode(websearch_to_tsquery(" in narrowed
+    assert "%(bm25_constraint)s" in narrowed
 
 
-def test_the_weights_and_rrf_k_are_bound_floats() -> None:
-    text, params = hybrid(weights=(0.7, 0.3), rrf_k=10)
-    match = re.search(
-        r"SELECT coalesce\(vector_leg\.id, text_leg\.id\) AS id, "
-        r"coalesce\(%\((\w+)\)s / CAST\(\(%\((\w+)\)s \+ vector_leg\.rank\) AS DOUBLE PRECISION\), "
-        r"%\((\w+)\)s\) \+ "
-        r"coalesce\(%\((\w+)\)s / CAST\(\(%\((\w+)\)s \+ text_leg\.rank\) AS DOUBLE PRECISION\), "
-        r"%\((\w+)\)s\) AS score",
-        text,
+def test_statements_take_their_per_call_values_together() -> None:
+    statement = DriverStatement.compile(
+        _hybrid.candidates(FT, CID, None, constrained=True), DIALECT, _hybrid.TERMS
     )
-    assert match is not None, text
-    vector_weight, rrf, vector_zero, text_weight, rrf_again, text_zero = match.groups()
-    assert rrf == rrf_again  # one rrf_k for both legs
-    assert params[vector_weight] == 0.7 and params[text_weight] == 0.3
-    assert params[rrf] == 10.0 and isinstance(params[rrf], float)
-    assert params[vector_zero] == params[text_zero] == 0.0
+    params = statement.params((["cat"], "'cat'", "-dog"))
+    assert params["bm25_terms"] == ["cat"] and params["bm25_candidates"] == "'cat'"
+    assert params["bm25_constraint"] == "-dog"
+    with pytest.raises(ValueError):
+        statement.params((["cat"], "'cat'"))
 
 
-def test_each_row_carries_the_vector_legs_row_count() -> None:
-    statement = _hybrid.hybrid(
-        FT, CID, COSINE, VECTOR, "q", k=4, fetch_k=20, rrf_k=60, weights=(1, 1), where=None
-    )
-    text, _ = compiled(statement)
-    assert "(SELECT count(*) AS count_1 FROM vector_leg) AS vector_rows" in text
-    assert [c.name for c in statement.selected_columns] == [
-        "id",
-        "content",
-        "metadata",
-        "score",
-        "vector_rows",
-    ]
-
-
-def test_the_filter_scopes_both_legs() -> None:
-    where = compile_filter({"lang": "en"}, FT.embedding.c.metadata)
-    text, params = hybrid(where=where)
-    filtered = rf"WHERE {re.escape(SCOPE)} AND \(hy_e\.metadata @> %\((\w+)\)s::JSONB\)"
-    in_vector_leg = re.search(filtered + " ORDER BY distance", vector_leg(text))
-    text_leg = text.split("text_leg AS (", 1)[1].split(") SELECT", 1)[0]
-    in_text_leg = re.search(filtered + r" AND \(hy_e\.content_tsv @@", text_leg)
-    assert in_vector_leg is not None and in_text_leg is not None, text
-    # the one filter, bound once
-    assert in_vector_leg.group(1) == in_text_leg.group(1)
-    assert params[in_vector_leg.group(1)] == {"lang": "en"}
-
-
-def test_a_halfvec_vector_leg_casts_the_query() -> None:
-    text, params = hybrid(tables=HALF)
-    assert "hy_he.embedding <=> CAST(%(query)s AS HALFVEC(3)) AS distance" in vector_leg(text)
-    exact, _ = hybrid(Leg(fetch=20, exact=True), tables=HALF)
-    assert "cosine_distance(hy_he.embedding, CAST(%(query)s AS HALFVEC(3)))" in exact
-    assert params[config_param(text)] == "simple"
-
-
-# ---------------------------------------------------------------------- full text
-
-
-def test_full_text_ranks_the_k_best_matches() -> None:
-    statement = _hybrid.full_text(FT, CID, "fast cars", 7, None)
-    text, params = compiled(statement)
-    config = config_param(text)
-    tsquery = f"websearch_to_tsquery(CAST(%({config})s::VARCHAR AS REGCONFIG), %(text)s::VARCHAR)"
-    assert text == (
-        "SELECT hy_e.id, hy_e.content, hy_e.metadata, ranked.score FROM ("
-        f"SELECT hy_e.id AS id, ts_rank_cd(hy_e.content_tsv, {tsquery}) AS score FROM hy_e "
-        f"WHERE {SCOPE} AND (hy_e.content_tsv @@ {tsquery}) ORDER BY score DESC, hy_e.id "
-        f"LIMIT 7) AS ranked JOIN hy_e ON {SCOPE} AND hy_e.id = ranked.id "
-        "ORDER BY ranked.score DESC, hy_e.id"
-    )
-    assert params == {config: "english", "text": "fast cars"}
-    assert [c.name for c in statement.selected_columns] == ["id", "content", "metadata", "score"]
-
-
-def test_statements_need_the_full_text_column() -> None:
+def test_statements_need_full_text() -> None:
     with pytest.raises(SchemaError, match="full_text=True"):
-        _hybrid.full_text(PLAIN, CID, "q", 4, None)
-    with pytest.raises(SchemaError, match="content_tsv"):
-        _hybrid.hybrid(
-            PLAIN, CID, COSINE, VECTOR, "q", k=4, fetch_k=20, rrf_k=60, weights=(1, 1), where=None
-        )
+        _hybrid.candidates(PLAIN, CID, None, constrained=False)
+    with pytest.raises(SchemaError, match="full_text=True"):
+        _hybrid.terms(PLAIN, CID)
+
+
+# ---------------------------------------------------------------------- ranking
+
+
+def test_quote_keeps_every_character_an_operand() -> None:
+    assert _hybrid.quote("cat") == "'cat'"
+    assert _hybrid.quote("it's") == "'it''s'"
+    assert _hybrid.quote("a\\b") == "'a\\\\b'"
+
+
+def test_weigh_takes_the_rarest_terms_within_the_budget_and_the_conjunction() -> None:
+    rows = [("", 100, 1000), ("common", 60, 0), ("rare", 2, 0), ("mid", 30, 0)]
+    weights = _hybrid.weigh(rows, budget=40)
+    assert weights is not None
+    assert weights.terms == ["rare", "mid", "common"]
+    assert weights.candidates == "'rare' | 'mid' | ('rare' & 'mid' & 'common')"
+    assert weights.avgdl == 10.0
+    assert weights.idf["rare"] == pytest.approx(math.log(1 + (100 - 2 + 0.5) / 2.5))
+    assert weights.idf["rare"] > weights.idf["mid"] > weights.idf["common"] > 0
+    # the rarest term is always a candidate source, however common
+    only = _hybrid.weigh([("", 10, 50), ("a", 9, 0), ("b", 8, 0)], budget=1)
+    assert only is not None and only.candidates == "'b' | ('b' & 'a')"
+    # every term within the budget: no conjunction
+    every = _hybrid.weigh(rows, budget=1000)
+    assert every is not None and every.candidates == "'rare' | 'mid' | 'common'"
+
+
+def test_weigh_without_known_terms() -> None:
+    assert _hybrid.weigh([("", 10, 50)]) is None
+    assert _hybrid.weigh([]) is None
+    assert _hybrid.weigh([("", 0, 0), ("a", 1, 0)]) is None
+
+
+def test_rank_is_bm25() -> None:
+    weights = _hybrid.Weights({"cat": 2.0, "dog": 1.0}, "'cat' | 'dog'", 10.0)
+    rows = [
+        ("short", 5, "'cat':1A"),
+        ("long", 20, "'cat':1A,7A 'dog':3A"),
+        ("dog", 10, "'dog':2A"),
+        ("none", 10, ""),
+    ]
+    ranked = dict(_hybrid.rank(rows, weights, 1.2, 0.75, 10))
+
+    def term(idf: float, tf: int, length: int) -> float:
+        return idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / 10.0))
+
+    assert ranked["short"] == pytest.approx(term(2.0, 1, 5))
+    assert ranked["long"] == pytest.approx(term(2.0, 2, 20) + term(1.0, 1, 20))
+    assert ranked["dog"] == pytest.approx(term(1.0, 1, 10))
+    assert ranked["none"] == 0.0
+    order = [doc for doc, _ in _hybrid.rank(rows, weights, 1.2, 0.75, 2)]
+    assert order == sorted(ranked, key=lambda d: -ranked[d])[:2]
+    # b = 0: length does not matter; k1 = 0: term frequency does not
+    flat = dict(_hybrid.rank(rows, weights, 0.0, 0.0, 10))
+    assert flat["long"] == pytest.approx(3.0) and flat["short"] == pytest.approx(2.0)
+
+
+def test_rank_reads_quoted_lexemes_and_breaks_ties_by_id() -> None:
+    weights = _hybrid.Weights({"it's": 1.0, "a\\b": 1.0}, "", 1.0)
+    rows = [("b", 1, "'it''s':1A"), ("a", 1, "'it''s':4A"), ("c", 1, "'a\\\\b':2A,3A")]
+    ranked = _hybrid.rank(rows, weights, 1.2, 0.0, 3)
+    assert [doc for doc, _ in ranked] == ["c", "a", "b"]
+    assert ranked[1][1] == ranked[2][1] > 0
+
+
+def test_fuse_is_reciprocal_rank_fusion() -> None:
+    fused = dict(_hybrid.fuse(["a", "b", "c"], ["c", "d"], 10, 60, (1.0, 0.5)))
+    assert fused["a"] == pytest.approx(1 / 61)
+    assert fused["c"] == pytest.approx(1 / 63 + 0.5 / 61)
+    assert fused["d"] == pytest.approx(0.5 / 62)
+    assert list(dict(_hybrid.fuse(["a", "b", "c"], ["c", "d"], 2, 60, (1.0, 0.5)))) == ["c", "a"]
+    assert _hybrid.fuse(["a"], [], 3, 60, (0.0, 1.0)) == [("a", 0.0)]
+
+
+@pytest.mark.parametrize(
+    ("k1", "b"), [(-1, 0.5), (math.inf, 0.5), (1.2, 1.5), (1.2, -0.1), ("1", 0.5), (True, 0.5)]
+)
+def test_check_bm25_rejects_out_of_range(k1: Any, b: Any) -> None:
+    with pytest.raises(InvalidInputError, match="BM25's"):
+        _hybrid.check_bm25(k1, b)
+    assert _hybrid.check_bm25(0, 1) == (0.0, 1.0)
 
 
 # ---------------------------------------------------------------------- check_search
@@ -232,7 +203,7 @@ def test_check_search_when_the_table_lacks_the_column() -> None:
     with pytest.raises(SchemaError) as error:
         _hybrid.check_search(FT, "q", present=False)
     message = str(error.value)
-    assert "'hy_e' has no full-text column" in message
+    assert "'hy_e' lacks what full-text search needs" in message and "hy_e_terms" in message
     assert "create_tables()" in message and "pgvec init --full-text" in message
 
 
