@@ -465,15 +465,16 @@ def run_step(driver: psycopg.Connection[Any], step: Step) -> list[Any]:
 
 
 def drive(driver: psycopg.Connection[Any], steps: Generator[Step, list[Any], _T]) -> _T:
-    """Run every step ``steps`` yields, sending each one's rows back; its result."""
-    step = next(steps)
-    while True:
-        rows = run_step(driver, step)
-        try:
-            step = steps.send(rows)
-        except StopIteration as done:
-            result: _T = done.value
-            return result
+    """Run every step ``steps`` yields, sending each one's rows back; its result (a
+    search that needs no statement, such as a query without searchable words, yields
+    none)."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(run_step(driver, step))
+    except StopIteration as done:
+        result: _T = done.value
+        return result
 
 
 def read(
@@ -570,14 +571,13 @@ async def arun_step(driver: psycopg.AsyncConnection[Any], step: Step) -> list[An
 
 async def adrive(driver: psycopg.AsyncConnection[Any], steps: Generator[Step, list[Any], _T]) -> _T:
     """Async twin of :func:`drive` (the steps are the same generator)."""
-    step = next(steps)
-    while True:
-        rows = await arun_step(driver, step)
-        try:
-            step = steps.send(rows)
-        except StopIteration as done:
-            result: _T = done.value
-            return result
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await arun_step(driver, step))
+    except StopIteration as done:
+        result: _T = done.value
+        return result
 
 
 async def aread(

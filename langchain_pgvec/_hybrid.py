@@ -175,7 +175,9 @@ def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
     the totals row (lexeme ``""``: documents, total length). Per call: the words."""
     table = terms_table(tables.spec)
     lexemes = func.array_append(
-        func.tsvector_to_array(func.to_tsvector(_config(tables), bindparam(WORDS, None, type_=Text))),
+        func.tsvector_to_array(
+            func.to_tsvector(_config(tables), bindparam(WORDS, None, type_=Text))
+        ),
         literal(TOTALS),
         type_=ARRAY(Text),
     )
@@ -203,7 +205,9 @@ def candidates(
     )
     conditions = [tsv.op("@@")(cast(bindparam(TERMS[1], None, type_=Text), TSQUERY))]
     if constrained:
-        constraint = func.websearch_to_tsquery(_config(tables), bindparam(TERMS[2], None, type_=Text))
+        constraint = func.websearch_to_tsquery(
+            _config(tables), bindparam(TERMS[2], None, type_=Text)
+        )
         conditions.append(or_(func.numnode(constraint) == 0, tsv.op("@@")(constraint)))
     return select(table.c.id, func.length(tsv), cast(held, Text)).where(
         scope(tables, cid, where), *conditions

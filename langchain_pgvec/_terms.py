@@ -81,7 +81,8 @@ BEGIN
         'FROM changes, unnest(tsvector_to_array(content_tsv)) AS lexeme '
         'GROUP BY collection_id, lexeme HAVING sum(sign) <> 0 '
         'UNION ALL SELECT collection_id, '''', sum(sign), sum(sign * length(content_tsv)) '
-        'FROM changes GROUP BY collection_id HAVING sum(sign) <> 0';
+        'FROM changes GROUP BY collection_id '
+        'HAVING sum(sign) <> 0 OR sum(sign * length(content_tsv)) <> 0';
     RETURN NULL;
 END
 """

@@ -378,7 +378,8 @@ async def test_hostile_identifiers_are_only_names(engine: Engine, canary: None, 
         assert new_schemas == {schema}  # (pg_temp_N: the staging table's session schema)
         made = relations(engine, schema)
         assert {(table, "r"), (collections, "r")} <= made
-        assert {n for n, kind in made if kind == "r"} == {table, collections}
+        terms = f"{table}_terms"  # the term statistics of full-text search
+        assert {n for n, kind in made if kind == "r"} == {table, collections, terms}
         assert relations(engine, "public") == public_before
         store.delete_collection()
         assert store.count() == 0

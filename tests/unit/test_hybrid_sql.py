@@ -71,7 +71,8 @@ def test_the_candidates_statement_is_scoped_filtered_and_constrained() -> None:
     where = compile_filter({"year": {"$gte": 2020}}, FT.embedding.c.metadata)
     plain = compiled(_hybrid.candidates(FT, CID, None, constrained=False))
     assert plain.startswith(
-        "SELECT hy_e.id, length(hy_e.content_tsv) AS length_1, CAST(ts_filter(setweight(hy_e.content_tsv, "
+        "SELECT hy_e.id, length(hy_e.content_tsv) AS length_1, "
+        "CAST(ts_filter(setweight(hy_e.content_tsv, "
         """'A'::"char", %(bm25_terms)s::TEXT[]), '{a}'::"char"[]) AS TEXT) AS ts_filter_1 """
     )
     assert SCOPE in plain and "hy_e.content_tsv @@ CAST(%(bm25_candidates)s" in plain
