@@ -27,6 +27,13 @@ Two more phases, each on a database of its own, recreated for it:
   ``PGVector`` keep collections in one shared table by design; raw SQL gets one table
   with three ``collection_id`` values, queried as pgvector's README advises for
   filtering (iterative scan, re-sorted) and plainly.
+- ``text``: real text (``text_speed.py``): ``--text-n`` paragraphs of Debian's English
+  package descriptions (synthetic vectors, ``make_corpus``'), loaded into ours with
+  ``full_text=False`` and ``True`` and into raw tables without and with a generated
+  ``tsvector`` column and GIN index (vectors/s, and the full-text / without ratio); then,
+  with HNSW on ours and on raw, package summaries as known-item queries: ours
+  ``full_text_search`` and ``hybrid_search`` against raw SQL's ``websearch_to_tsquery``
+  ranked by ``ts_rank_cd`` and an RRF of it and the HNSW top-k in one statement, p50/p95.
 
 Run from the repository root: ``benchmarks/.venv/bin/python benchmarks/query.py``.
 """
@@ -84,9 +91,10 @@ from _common import (
 )
 from psycopg import sql
 from psycopg.types.json import Json, Jsonb
+from text_speed import DEFAULT_TEXT_N, MIN_CHUNK, QUICK_TEXT_N, run_text
 
 SYSTEMS = ("raw", "pgvector", "pgvectorstore", "ours")
-PHASES = ("exact", "hnsw", "ef_search", "fresh", "shared")
+PHASES = ("exact", "hnsw", "ef_search", "fresh", "shared", "text")
 INDEXED_PHASES = ("exact", "hnsw", "ef_search")  # on one database, loaded once
 EF_SWEEP = (10, 20, 40, 80, 160, 320)  # the ef_search phase's settings
 V1_COLLECTION = "bench"
@@ -125,6 +133,19 @@ def parse_args() -> argparse.Namespace:
         "--phases", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}"
     )
     parser.add_argument(
+        "--text-n",
+        type=int,
+        default=None,
+        help=f"paragraphs of the text phase (default {DEFAULT_TEXT_N:,}; "
+        f"{QUICK_TEXT_N:,} with --quick)",
+    )
+    parser.add_argument(
+        "--text-min-chars",
+        type=int,
+        default=MIN_CHUNK,
+        help="the text phase drops paragraphs shorter than this",
+    )
+    parser.add_argument(
         "--plot",
         default="benchmarks/results/query_recall_latency.png",
         help="where the ef_search phase's recall-against-latency plot goes ('' for none)",
@@ -132,6 +153,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.n, args.queries, args.warmup = 5_000, 20, 3
+    if args.text_n is None:
+        args.text_n = QUICK_TEXT_N if args.quick else DEFAULT_TEXT_N
     args.systems = _subset(parser, args.systems, SYSTEMS)
     args.phases = _subset(parser, args.phases, PHASES)
     return args
@@ -1565,6 +1588,8 @@ def main() -> None:
             run_fresh(args, fresh_database(base_url, args.database), work, report)
         if "shared" in args.phases:
             run_shared(args, fresh_database(base_url, args.database), report)
+        if "text" in args.phases:
+            run_text(args, fresh_database(base_url, args.database), report)
     finally:
         report.write()
 
