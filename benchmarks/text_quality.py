@@ -8,8 +8,10 @@ document is in the top 10), the number of queries, and each call's p50/p95 laten
 
 The methods:
 
-- ``PGVecStore.full_text_search``: ``websearch_to_tsquery`` over the generated
-  ``tsvector`` column, ranked by ``ts_rank_cd``.
+- ``PGVecStore.full_text_search``: BM25 inside PostgreSQL (the query's terms OR'ed
+  after the ``english`` configuration's stemming and stop words, weighted by IDF from
+  the collection's term statistics, k1=1.2, b=0.75; candidates from the GIN index on
+  the generated ``tsvector`` column).
 - ``PGVecStore.similarity_search``: cosine distance over the corpus's embeddings, by
   exact search (no vector index yet) and through an HNSW index built afterwards, so
   that index recall and model quality can be told apart.
@@ -21,12 +23,8 @@ The methods:
   Snowball English stemmer (PyStemmer) when installed -- what PostgreSQL's ``english``
   configuration does to words too.
 
-A diagnostic row, raw SQL on the store's table, OR's the terms ``websearch_to_tsquery``
-finds (instead of AND'ing them) and ranks by ``ts_rank_cd`` as the store does: it tells
-the AND semantics apart from the ranking (``--no-diagnostic`` drops it).
-
-A new keyword leg (issue 16's BM25 in PostgreSQL) is one more :class:`StoreMethod` in
-``STORE_METHODS``; its row, its latency, the issue's targets and the plot follow.
+Another store method is one more :class:`StoreMethod` in ``STORE_METHODS``; its row,
+its latency, the issue's targets and the plot follow.
 
 The corpora:
 
@@ -60,10 +58,9 @@ The queries are embedded before timing: each store call's latency is the search 
 as bm25s' is its tokenizing and scoring of one query.
 
 The stores: one ``PGVecStore(..., full_text=True)`` per corpus (a collection each, in one
-table), loaded with ``add_embeddings``, then ``VACUUM (ANALYZE)`` by the harness (as
-autovacuum leaves a table a while after a load: before it, the full-text GIN index's
-pending list makes each full-text search several times slower); first the exact phase
-(no vector index: full-text, bm25s, a diagnostic row and exact vector and hybrid search,
+table), loaded with ``add_embeddings`` and left as the store leaves it (the harness runs
+no ``VACUUM`` or ``ANALYZE``); first the exact phase
+(no vector index: full-text, bm25s, and exact vector and hybrid search,
 timed interleaved in a shuffled order per query), then
 ``create_index(HNSW(m, ef_construction), per_collection=True)`` and the HNSW phase.
 Output: markdown tables (``--output``) and a bar chart of MRR@10 and recall@10 by method
@@ -94,17 +91,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 from _common import (
     REPO_ROOT,
     Report,
     Stats,
     base_parser,
-    conninfo,
     environment,
     error_note,
     fresh_database,
-    maintenance,
     start_server,
     stopwatch,
 )
@@ -165,11 +159,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-exact", action="store_true", help="skip the exact phase's vector and hybrid rows"
-    )
-    parser.add_argument(
-        "--no-diagnostic",
-        action="store_true",
-        help="skip the diagnostic row (the query's terms OR'ed, raw SQL)",
     )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="embedding cache")
     parser.add_argument(
@@ -749,7 +738,7 @@ STORE_METHODS: tuple[StoreMethod, ...] = (
         lambda store, q, k: store.full_text_search(q, k=k),
         "text",
         False,
-        "websearch_to_tsquery + ts_rank_cd",
+        "BM25 (k1=1.2, b=0.75), terms OR'ed",
     ),
     StoreMethod(
         "similarity_search",
@@ -806,34 +795,6 @@ class Bm25:
     search: SearchFn
     note: str
     seconds: float
-
-
-#: the diagnostic row: the terms ``websearch_to_tsquery`` finds, OR'ed instead of AND'ed
-#: (a phrase stays a phrase), ranked by ``ts_rank_cd`` as the store ranks them
-OR_QUERY = """
-    SELECT e.id FROM pgvec_embedding e,
-        CAST(replace(CAST(websearch_to_tsquery('english', %(text)s) AS text), ' & ', ' | ')
-             AS tsquery) AS q
-    WHERE e.collection_id = %(cid)s AND e.content_tsv @@ q
-    ORDER BY ts_rank_cd(e.content_tsv, q) DESC, e.id
-    LIMIT %(k)s
-"""
-
-
-def or_terms_search(conn: Any, collection: str, k: int) -> SearchFn:
-    """Raw SQL on the store's table: the query's terms OR'ed, ranked by ``ts_rank_cd``.
-    Not a store method: it tells the AND of ``websearch_to_tsquery`` apart from the
-    ranking (``ts_rank_cd`` has no IDF)."""
-    row = conn.execute(
-        "SELECT id FROM pgvec_collection WHERE name = %(name)s", {"name": collection}
-    ).fetchone()
-    cid = row[0]
-
-    def search(query: str) -> list[int]:
-        found = conn.execute(OR_QUERY, {"text": query, "cid": cid, "k": k}).fetchall()
-        return [int(r[0]) for r in found]
-
-    return search
 
 
 def bm25s_search(documents: list[str], k: int) -> Bm25:
@@ -908,41 +869,6 @@ class CorpusRun:
     corpus: TextCorpus
     rows: list[Row]
     setup: list[list[str]]  # (step, seconds) rows
-    ceiling: list[str] = field(default_factory=list)  # report lines on the full-text leg
-
-
-def full_text_ceiling(url: str, corpus: TextCorpus, collection: str) -> list[str]:
-    """How often the right document matches the query's ``websearch_to_tsquery`` at all
-    (full-text recall cannot exceed it), how often the query has no searchable word, and
-    how many documents the query matches (the median). Read-only SQL on the store's
-    table, outside the timed loops."""
-    statement = """
-        WITH q AS (
-            SELECT t.text, t.id, websearch_to_tsquery('english', t.text) AS query
-            FROM unnest(%(texts)s::text[], %(ids)s::text[]) AS t(text, id)
-        ), c AS (SELECT id FROM pgvec_collection WHERE name = %(name)s)
-        SELECT
-            count(*) FILTER (WHERE e.content_tsv @@ q.query),
-            count(*) FILTER (WHERE numnode(q.query) = 0),
-            (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY m.n) FROM (
-                SELECT (SELECT count(*) FROM pgvec_embedding d, c
-                        WHERE d.collection_id = c.id AND d.content_tsv @@ q2.query) AS n
-                FROM q AS q2) AS m)
-        FROM q JOIN pgvec_embedding e ON e.id = q.id
-        WHERE e.collection_id = (SELECT id FROM c)
-    """
-    texts, ids = corpus.queries, [str(t) for t in corpus.targets]
-    with psycopg.connect(conninfo(url), autocommit=True) as conn:
-        row = conn.execute(statement, {"texts": texts, "ids": ids, "name": collection}).fetchone()
-    assert row is not None
-    matched, stop_only, median = int(row[0]), int(row[1]), row[2]
-    n = len(texts)
-    return [
-        f"the right document matches the query's `websearch_to_tsquery('english', ...)` "
-        f"(every term, ANDed) for {matched / n:.1%} of the queries: the most full-text "
-        f"recall@k can reach; {stop_only / n:.1%} have no searchable word; a query matches "
-        f"{median} documents (median)",
-    ]
 
 
 def run_corpus(
@@ -959,7 +885,6 @@ def run_corpus(
         [f"embed {len(query_vectors):,} queries", "cached" if took is None else f"{took:.1f}"]
     )
     collection = f"text_quality_{corpus.name}"  # one collection per corpus, one table
-    raw: psycopg.Connection[Any] | None = None
     store = PGVecStore(
         PrecomputedQueries(corpus.queries, query_vectors, embedder),
         connection=url,
@@ -974,16 +899,6 @@ def run_corpus(
                 corpus.documents, docs, ids=[str(i) for i in range(len(corpus.documents))]
             )
         setup.append(["add_embeddings, full_text=True", f"{took_load[0]:.1f}"])
-        # as autovacuum leaves the table some time after a load: right after one, the
-        # full-text GIN index holds the new rows in its pending list (fastupdate), which
-        # every full-text search (and its planning) reads through
-        with stopwatch() as took_vacuum:
-            maintenance(url, "VACUUM (ANALYZE) pgvec_embedding")
-        setup.append(["VACUUM (ANALYZE) pgvec_embedding (by the harness)", f"{took_vacuum[0]:.1f}"])
-        try:
-            ceiling = full_text_ceiling(url, corpus, collection)
-        except Exception as exc:  # a diagnostic: its failure is reported, not fatal
-            ceiling = [f"full-text ceiling not measured: {error_note(exc)}"]
         progress(f"{corpus.name}: bm25s index")
         bm25 = bm25s_search(corpus.documents, args.k)
         setup.append(["bm25s tokenize + index (in memory)", f"{bm25.seconds:.1f}"])
@@ -1002,18 +917,6 @@ def run_corpus(
                 exact.append(Row(method.name, "none (exact)", method.role, method.note, search))
             indexed.append(Row(method.name, hnsw, method.role, method.note, search, plot=True))
         exact.append(Row("bm25s", "in memory", "bm25s", bm25.note, bm25.search, plot=True))
-        if not args.no_diagnostic:
-            raw = psycopg.connect(conninfo(url), autocommit=True)
-            exact.append(
-                Row(
-                    "OR'ed terms, ts_rank_cd",
-                    "GIN (tsvector)",
-                    "diagnostic",
-                    "diagnostic, raw SQL: websearch_to_tsquery's terms OR'ed, no IDF",
-                    or_terms_search(raw, collection, args.k),
-                )
-            )
-
         progress(f"{corpus.name}: {len(corpus.queries):,} queries x {len(exact)} methods, exact")
         with warnings.catch_warnings():  # searching without a vector index is the point
             warnings.simplefilter("ignore", PerformanceWarning)
@@ -1030,14 +933,12 @@ def run_corpus(
         measure(indexed, corpus, args.k, args.warmup, args.seed)
     finally:
         store.close()
-        if raw is not None:
-            raw.close()
     # the table's order: the plotted rows (full text, vector and hybrid through the index,
-    # bm25s), the diagnostic, then the exact-search rows
+    # bm25s), then the exact-search rows
     rows = [r for r in exact if r.plot and r.role != "bm25s"] + indexed
-    rows += [r for r in exact if r.role == "bm25s"] + [r for r in exact if r.role == "diagnostic"]
-    rows += [r for r in exact if not r.plot and r.role != "diagnostic"]
-    return CorpusRun(corpus, rows, setup, ceiling)
+    rows += [r for r in exact if r.role == "bm25s"]
+    rows += [r for r in exact if not r.plot]
+    return CorpusRun(corpus, rows, setup)
 
 
 # ------------------------------------------------------------------------ reports
@@ -1061,7 +962,7 @@ def results_table(run: CorpusRun, k: int) -> tuple[list[str], list[list[Any]]]:
         p50, p95 = _ms(row.stats)
         rows.append(
             [
-                row.method if row.role in ("bm25s", "diagnostic") else f"`{row.method}`",
+                row.method if row.role == "bm25s" else f"`{row.method}`",
                 row.index,
                 _f3(row.mrr(k)),
                 _f3(row.recall(k)),
@@ -1191,7 +1092,6 @@ def main() -> None:
             )
             headers, rows = results_table(run, args.k)
             report.table(headers, rows, "llrrrrrrl")
-            report.add(*(f"- {line}" for line in run.ceiling), "")
             targets = targets_table(run, args.k)
             if targets:
                 report.add("Issue 16's targets (vector and hybrid through HNSW):", "")

@@ -34,7 +34,7 @@ from ._catalog import (
     vector_column,
 )
 from ._errors import DimensionMismatchError, ExtensionError, SchemaError
-from ._schema import TSV_COLUMN, AddColumn, Tables, TableSpec, mapped_tables
+from ._schema import TSV_COLUMN, AddColumn, MainStorage, Tables, TableSpec, mapped_tables
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,7 @@ def _ensure_full_text(conn: Connection, tables: Tables) -> bool:
     table = tables.embedding
     if not column:
         conn.execute(AddColumn(table, table.c[TSV_COLUMN]))
+        conn.execute(MainStorage(table, TSV_COLUMN))
         for index in table.indexes:
             if TSV_COLUMN in index.columns:
                 conn.execute(CreateIndex(index, if_not_exists=True))
@@ -181,6 +182,7 @@ def _create_terms(conn: Connection, tables: Tables) -> None:
     a partial earlier attempt is dropped first)."""
     terms = _terms.terms_table(tables.spec)
     conn.execute(_terms.LockTable(tables.embedding))
+    conn.execute(MainStorage(tables.embedding, TSV_COLUMN))  # rows written from now on
     for event in _terms.EVENTS:
         conn.execute(_terms.DropTrigger(tables.embedding, event))
     terms.drop(conn, checkfirst=True)

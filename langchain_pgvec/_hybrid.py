@@ -26,12 +26,9 @@ The query takes ``websearch_to_tsquery`` syntax: its words are OR'ed and ranked;
 searchable words (stop words, punctuation) finds nothing.
 
 Hybrid search runs the vector leg (the planner's search for ``fetch_k`` rows) and the
-keyword leg (``fetch_k`` ranked ids), and fuses them by reciprocal rank fusion::
-
-    score(d) = w_vector / (rrf_k + rank_vector(d)) + w_text / (rrf_k + rank_text(d))
-
-a missing rank contributing 0. A query without searchable words leaves the vector leg
-alone.
+keyword leg (``fetch_k`` ranked ids) and fuses them (:func:`fuse`): by default a convex
+combination of the legs' standardised scores, or reciprocal rank fusion. A query
+without searchable words leaves the vector leg alone.
 """
 
 from __future__ import annotations
@@ -52,7 +49,6 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    literal,
     literal_column,
     or_,
     select,
@@ -167,7 +163,9 @@ def parse(text: str) -> TextQuery:
 
 
 def _config(tables: Tables) -> ColumnElement[Any]:
-    return cast(literal(_tsv(tables)[1]), REGCONFIG)
+    # rendered into the SQL text: the statements keep no fixed parameters, so psycopg
+    # may prepare them
+    return cast(inline(_tsv(tables)[1], Text()), REGCONFIG)
 
 
 def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
@@ -178,7 +176,7 @@ def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
         func.tsvector_to_array(
             func.to_tsvector(_config(tables), bindparam(WORDS, None, type_=Text))
         ),
-        literal(TOTALS),
+        inline(TOTALS, Text()),
         type_=ARRAY(Text),
     )
     return (
@@ -279,6 +277,12 @@ _HELD = re.compile(r"'((?:[^'\\]|''|\\.)*)':([0-9A-D,]+)")
 
 
 def _held(text: str) -> Iterable[tuple[str, int]]:
+    """(lexeme, term frequency) pairs of a tsvector's text form."""
+    if "\\" not in text and "''" not in text:  # the common case: no quoting to undo
+        for item in text.split():
+            lexeme, _, positions = item.rpartition(":")
+            yield lexeme[1:-1], positions.count(",") + 1
+        return
     for match in _HELD.finditer(text):
         raw = match.group(1).replace("''", "'")
         lexeme = re.sub(r"\\(.)", r"\1", raw) if "\\" in raw else raw
@@ -303,17 +307,51 @@ def rank(
     return [(doc_id, score) for score, doc_id in best]
 
 
+FUSIONS = ("convex", "rrf")
+
+
 def fuse(
-    vector_ids: Sequence[str],
-    text_ids: Sequence[str],
+    vector: Sequence[tuple[str, float]],
+    text: Sequence[tuple[str, float]],
     k: int,
+    *,
+    fusion: str,
     rrf_k: int,
     weights: tuple[float, float],
 ) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of two rankings: the ``k`` best (id, score), ties by id."""
-    scores: dict[str, float] = {}
-    for ids, weight in ((vector_ids, weights[0]), (text_ids, weights[1])):
-        for position, doc_id in enumerate(ids, start=1):
-            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (rrf_k + position)
+    """The ``k`` best of two scored rankings (higher is better), as (id, fused score),
+    ties by id.
+
+    ``convex``: each leg's scores are standardised over its own list (z-scores: a
+    leg's score minus its mean, over its standard deviation; a document missing from
+    a leg gets that leg's lowest), then combined with the weights, normalised to sum
+    to 1. ``rrf``: reciprocal rank fusion, ``weight / (rrf_k + rank)`` summed.
+    """
+    if fusion == "rrf":
+        scores: dict[str, float] = {}
+        for ranked, weight in ((vector, weights[0]), (text, weights[1])):
+            for position, (doc_id, _) in enumerate(ranked, start=1):
+                scores[doc_id] = scores.get(doc_id, 0.0) + weight / (rrf_k + position)
+    else:
+        total = weights[0] + weights[1]
+        share = (0.5, 0.5) if total <= 0 else (weights[0] / total, weights[1] / total)
+        legs = [_standardised(vector), _standardised(text)]
+        lowest = [min(leg.values(), default=0.0) for leg in legs]
+        scores = {
+            doc_id: share[0] * legs[0].get(doc_id, lowest[0])
+            + share[1] * legs[1].get(doc_id, lowest[1])
+            for doc_id in {*legs[0], *legs[1]}
+        }
     best = heapq.nsmallest(k, scores.items(), key=lambda pair: (-pair[1], pair[0]))
     return list(best)
+
+
+def _standardised(ranked: Sequence[tuple[str, float]]) -> dict[str, float]:
+    if not ranked:
+        return {}
+    values = [score for _, score in ranked]
+    mean = sum(values) / len(values)
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    if spread <= 0:
+        return {doc_id: 0.0 for doc_id, _ in ranked}
+    return {doc_id: (score - mean) / spread for doc_id, score in ranked}

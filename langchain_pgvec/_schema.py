@@ -290,7 +290,7 @@ def _compile_add_column(element: AddColumn, compiler: Any, **kw: Any) -> str:
 
 
 class MainStorage(ExecutableDDLElement):
-    """``ALTER TABLE t ALTER COLUMN embedding SET STORAGE MAIN``.
+    """``ALTER TABLE t ALTER COLUMN <column> SET STORAGE MAIN`` (the embedding by default).
 
     A compiled construct rather than ``DDL("ALTER TABLE %(fullname)s ...")``: DDL text
     doubles the "%" of a quoted name a second time, so a table or schema whose name
@@ -299,14 +299,16 @@ class MainStorage(ExecutableDDLElement):
 
     inherit_cache = False
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, column: str = "embedding") -> None:
         self.table = table
+        self.column = column
 
 
 @compiles(MainStorage)
 def _compile_main_storage(element: MainStorage, compiler: Any, **kw: Any) -> str:
     table: str = compiler.preparer.format_table(element.table)
-    return "ALTER TABLE " + table + " ALTER COLUMN embedding SET STORAGE MAIN"
+    column: str = compiler.preparer.quote(element.column)
+    return "ALTER TABLE " + table + " ALTER COLUMN " + column + " SET STORAGE MAIN"
 
 
 def cast_table(table: Any) -> Table:
@@ -490,6 +492,9 @@ def mapped_tables(spec: TableSpec) -> Tables:
         column = full_text_column(spec.text_search_config, embedding_table.c.content)
         embedding_table.append_column(column)
         Index(fit_name(f"{spec.embedding_table}_{TSV_COLUMN}_gin"), column, postgresql_using="gin")
+        # keyword search reads each candidate's tsvector: kept in the row (compressed),
+        # it is read with the row instead of from TOAST, several times faster
+        event.listen(embedding_table, "after_create", MainStorage(embedding_table, TSV_COLUMN))
 
     # Keep small vectors in the row: with the default EXTENDED storage, a row over
     # ~2 kB (a long text, a tsvector) has its embedding moved to TOAST first, and every

@@ -388,6 +388,7 @@ class Planner:
         rrf_k: int,
         weights: tuple[float, float],
         bm25: tuple[float, float],
+        fusion: str,
     ) -> Steps:
         """The statements of one hybrid search (``request.k`` is the legs' ``fetch_k``):
         the vector leg as :meth:`steps` plans it, the keyword leg, and the documents
@@ -397,7 +398,14 @@ class Planner:
         ranked = yield from self.keyword_steps(
             request.state, request.where, request.shape, text, request.k, bm25, request.settings
         )
-        fused = _hybrid.fuse([row[0] for row in nearest], [i for i, _ in ranked], k, rrf_k, weights)
+        fused = _hybrid.fuse(
+            [(row[0], -float(row[3])) for row in nearest],  # nearer is better
+            ranked,
+            k,
+            fusion=fusion,
+            rrf_k=rrf_k,
+            weights=weights,
+        )
         known = {row[0]: row for row in nearest}
         missing = [doc_id for doc_id, _ in fused if doc_id not in known]
         if missing:

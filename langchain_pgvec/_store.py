@@ -1822,23 +1822,28 @@ class PGVecStore(VectorStore):
         fetch_k: int | None = None,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
+        fusion: str = "convex",
         k1: float = _hybrid.K1,
         b: float = _hybrid.B,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Keyword (BM25) and vector search, fused by reciprocal rank fusion.
+        """Keyword (BM25) and vector search, each ``fetch_k`` deep, fused.
 
         Needs ``full_text`` enabled on the store. The keyword leg is
         :meth:`full_text_search_with_score`'s; a query with no searchable words falls
-        back to the vector leg alone. Both legs apply the filter.
+        back to the vector leg alone. Both legs apply the filter. The default fusion,
+        ``"convex"``, standardises each leg's scores over its own results (z-scores)
+        and adds them with the weights; ``"rrf"`` is reciprocal rank fusion.
 
         Args:
             query: The query text (embedded for the vector leg).
             k: Documents to return.
             filter: A metadata filter, applied inside both legs.
             fetch_k: Candidates each leg ranks (default ``max(20, 4 * k)``).
-            rrf_k: The RRF constant: larger values flatten the rank contributions.
+            rrf_k: The RRF constant (``fusion="rrf"``): larger values flatten the rank
+                contributions.
             weights: (vector weight, full-text weight), both finite and non-negative.
+            fusion: ``"convex"`` (standardised scores, weighted) or ``"rrf"``.
             k1: BM25's term-frequency saturation (finite, >= 0).
             b: BM25's document-length normalisation (0 to 1).
             **kwargs: Per-call search settings for the vector leg, as
@@ -1852,7 +1857,8 @@ class PGVecStore(VectorStore):
             InvalidInputError: The query is not a string PostgreSQL can hold; ``k``,
                 ``fetch_k`` or ``rrf_k`` is not an integer from 0 to 2,147,483,647;
                 ``weights`` is not two non-negative numbers; ``k1`` or ``b`` is out of
-                range; or a search setting is out of range.
+                range; ``fusion`` is neither ``"convex"`` nor ``"rrf"``; or a search
+                setting is out of range.
             SchemaError: The store was made without ``full_text``, or the table has no
                 full-text column and this role may not add it (it does not own the
                 table).
@@ -1868,14 +1874,14 @@ class PGVecStore(VectorStore):
                 the call.
             DatabaseError: The server refused a statement for another reason.
         """
-        bm25 = self._hybrid_args(query, k, fetch_k, rrf_k, weights, k1, b)
+        bm25 = self._hybrid_args(query, k, fetch_k, rrf_k, weights, fusion, k1, b)
         vector = self._embeddings.embed_query(check_query(query))
         state = self._ensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._hybrid_steps(
-            state, vector, query, k, filter, fetch_k, rrf_k, weights, bm25, kwargs
+            state, vector, query, k, filter, fetch_k, rrf_k, weights, fusion, bm25, kwargs
         )
         return _fused(self._run(steps))
 
@@ -1888,19 +1894,20 @@ class PGVecStore(VectorStore):
         fetch_k: int | None = None,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
+        fusion: str = "convex",
         k1: float = _hybrid.K1,
         b: float = _hybrid.B,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async twin of :meth:`hybrid_search_with_score`."""
-        bm25 = self._hybrid_args(query, k, fetch_k, rrf_k, weights, k1, b)
+        bm25 = self._hybrid_args(query, k, fetch_k, rrf_k, weights, fusion, k1, b)
         vector = await self._embeddings.aembed_query(check_query(query))
         state = await self._aensure(len(vector), full_text=True)
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
         steps = self._hybrid_steps(
-            state, vector, query, k, filter, fetch_k, rrf_k, weights, bm25, kwargs
+            state, vector, query, k, filter, fetch_k, rrf_k, weights, fusion, bm25, kwargs
         )
         return _fused(await self._arun(steps))
 
@@ -1911,6 +1918,7 @@ class PGVecStore(VectorStore):
         fetch_k: int | None,
         rrf_k: int,
         weights: tuple[float, float],
+        fusion: str,
         k1: float,
         b: float,
     ) -> tuple[float, float]:
@@ -1932,6 +1940,10 @@ class PGVecStore(VectorStore):
             raise InvalidInputError(
                 f"weights must be two non-negative numbers (vector, text), got {weights!r}"
             )
+        if fusion not in _hybrid.FUSIONS:
+            raise InvalidInputError(
+                f"fusion must be one of {', '.join(map(repr, _hybrid.FUSIONS))}, got {fusion!r}"
+            )
         bm25 = _hybrid.check_bm25(k1, b)
         if self._spec.text_search_config is None:
             _hybrid.check_search(mapped_tables(self._spec), query)
@@ -1947,6 +1959,7 @@ class PGVecStore(VectorStore):
         fetch_k: int | None,
         rrf_k: int,
         weights: tuple[float, float],
+        fusion: str,
         bm25: tuple[float, float],
         kwargs: dict[str, Any],
     ) -> Steps:
@@ -1955,7 +1968,7 @@ class PGVecStore(VectorStore):
         _hybrid.check_search(state.tables, query, present=state.full_text)
         request = self._request(state, embedding, candidates, filter, kwargs)
         pair = (float(weights[0]), float(weights[1]))
-        return self._planner.hybrid_steps(request, query, k, rrf_k, pair, bm25)
+        return self._planner.hybrid_steps(request, query, k, rrf_k, pair, bm25, fusion)
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any

@@ -82,7 +82,7 @@ async def test_hybrid_ranks_what_neither_leg_ranks_first(store: PGVecStore, run:
     query = "car or sedan"
     vector_first = (await run(store, "similarity_search", query, k=1))[0].id
     text_first = (await run(store, "full_text_search", query, k=1))[0].id
-    hybrid = await run(store, "hybrid_search_with_score", query, k=3)
+    hybrid = await run(store, "hybrid_search_with_score", query, k=3, fusion="rrf")
     assert vector_first == "auto"  # semantic: about cars, no keyword
     assert text_first == "kw"  # keyword: says sedan twice, about fruit
     assert hybrid[0][0].id == "both"  # second in both legs, first once fused
@@ -90,6 +90,31 @@ async def test_hybrid_ranks_what_neither_leg_ranks_first(store: PGVecStore, run:
     assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
     # RRF by hand: both legs rank "both" second
     assert hybrid[0][1] == pytest.approx(2 / (60 + 2))
+
+
+async def test_convex_fusion_adds_the_standardised_scores_of_both_legs(
+    store: PGVecStore, run: Runner
+) -> None:
+    await load(run, store)
+    query = "car or sedan"
+    nearest = await run(store, "similarity_search_with_score", query, k=20)
+    keyword = await run(store, "full_text_search_with_score", query, k=20)
+
+    def standardised(pairs: list[tuple[Any, float]], sign: float) -> dict[str, float]:
+        values = sign * np.array([s for _, s in pairs])
+        z = (values - values.mean()) / values.std()
+        return {d.id: float(v) for (d, _), v in zip(pairs, z, strict=True)}
+
+    # similarity_search_with_score gives distances: nearer is better
+    vector, text = standardised(nearest, -1.0), standardised(keyword, 1.0)
+    expected = {
+        i: 0.75 * vector.get(i, min(vector.values())) + 0.25 * text.get(i, min(text.values()))
+        for i in {*vector, *text}
+    }
+    fused = await run(store, "hybrid_search_with_score", query, k=5, weights=(3.0, 1.0))
+    assert [d.id for d, _ in fused] == sorted(expected, key=lambda i: (-expected[i], i))[:5]
+    for doc, score in fused:
+        assert score == pytest.approx(expected[doc.id])
 
 
 async def test_filter_applies_inside_both_legs(store: PGVecStore, run: Runner) -> None:
@@ -127,7 +152,8 @@ async def test_hybrid_retriever(store: PGVecStore, run: Runner) -> None:
         if run.mode == "sync"
         else await retriever.ainvoke("car or sedan")
     )
-    assert [d.id for d in docs] == ["both", "auto"] or [d.id for d in docs] == ["both", "kw"]
+    direct = await run(store, "hybrid_search", "car or sedan", k=2)
+    assert [d.id for d in docs] == [d.id for d in direct] and len(docs) == 2
     with pytest.raises(ValueError, match="not allowed"):
         store.as_retriever(search_type="nonsense")
 
@@ -161,5 +187,11 @@ def test_bad_arguments(store: PGVecStore) -> None:
         store.hybrid_search("car", weights=(1.0, -1.0))
     with pytest.raises(ValueError, match="fetch_k"):
         store.hybrid_search("car", fetch_k=-1)
+    with pytest.raises(ValueError, match="fusion"):
+        store.hybrid_search("car", fusion="max")
+    with pytest.raises(ValueError, match="k1"):
+        store.hybrid_search("car", k1=-1.0)
+    with pytest.raises(ValueError, match="BM25's b"):
+        store.full_text_search("car", b=2)
     with pytest.raises(SchemaError, match="text_search_config"):
         PGVecStore(TopicEmbeddings(), connection="postgresql://x/y", full_text="english; drop")

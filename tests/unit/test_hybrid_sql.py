@@ -164,13 +164,37 @@ def test_rank_reads_quoted_lexemes_and_breaks_ties_by_id() -> None:
     assert ranked[1][1] == ranked[2][1] > 0
 
 
-def test_fuse_is_reciprocal_rank_fusion() -> None:
-    fused = dict(_hybrid.fuse(["a", "b", "c"], ["c", "d"], 10, 60, (1.0, 0.5)))
+def test_fuse_by_reciprocal_rank() -> None:
+    vector = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    text = [("c", 7.0), ("d", 1.0)]
+    fused = dict(_hybrid.fuse(vector, text, 10, fusion="rrf", rrf_k=60, weights=(1.0, 0.5)))
     assert fused["a"] == pytest.approx(1 / 61)
     assert fused["c"] == pytest.approx(1 / 63 + 0.5 / 61)
     assert fused["d"] == pytest.approx(0.5 / 62)
-    assert list(dict(_hybrid.fuse(["a", "b", "c"], ["c", "d"], 2, 60, (1.0, 0.5)))) == ["c", "a"]
-    assert _hybrid.fuse(["a"], [], 3, 60, (0.0, 1.0)) == [("a", 0.0)]
+    best = _hybrid.fuse(vector, text, 2, fusion="rrf", rrf_k=60, weights=(1.0, 0.5))
+    assert [doc for doc, _ in best] == ["c", "a"]
+
+
+def test_fuse_by_standardised_scores() -> None:
+    vector = [("a", 3.0), ("b", 2.0), ("c", 1.0)]  # z: 1.2247, 0, -1.2247
+    text = [("c", 10.0), ("d", 0.0)]  # z: 1, -1
+    fused = dict(_hybrid.fuse(vector, text, 10, fusion="convex", rrf_k=60, weights=(1.0, 1.0)))
+    z = math.sqrt(1.5)
+    assert fused["a"] == pytest.approx(0.5 * z + 0.5 * -1.0)  # missing from text: its lowest
+    assert fused["c"] == pytest.approx(0.5 * -z + 0.5 * 1.0)
+    assert fused["d"] == pytest.approx(0.5 * -z + 0.5 * -1.0)
+    # the weights are shares: (3, 1) is (0.75, 0.25)
+    weighted = dict(_hybrid.fuse(vector, text, 10, fusion="convex", rrf_k=1, weights=(3.0, 1.0)))
+    assert weighted["c"] == pytest.approx(0.75 * -z + 0.25 * 1.0)
+    # one leg alone, and a leg whose scores are all equal
+    assert [
+        d for d, _ in _hybrid.fuse(vector, [], 2, fusion="convex", rrf_k=1, weights=(1, 1))
+    ] == [
+        "a",
+        "b",
+    ]
+    flat = _hybrid.fuse([("x", 1.0), ("y", 1.0)], [], 2, fusion="convex", rrf_k=1, weights=(1, 1))
+    assert flat == [("x", 0.0), ("y", 0.0)]
 
 
 @pytest.mark.parametrize(
