@@ -87,12 +87,16 @@ def main() -> None:
         store.similarity_search_with_score(query, k=3),
     )
     show(
-        f"keyword search {query!r} (ts_rank_cd, higher is better):",
+        f"keyword search {query!r} (BM25, higher is better):",
         store.full_text_search_with_score(query, k=3),
     )
     show(
-        f"hybrid search {query!r} (RRF score: second in both lists beats first in one):",
+        f"hybrid search {query!r} (both legs' standardised scores, added):",
         store.hybrid_search_with_score(query, k=3),
+    )
+    show(
+        f"hybrid search {query!r} by reciprocal rank fusion (second in both beats first in one):",
+        store.hybrid_search_with_score(query, k=3, fusion="rrf"),
     )
     show(
         "hybrid, keywords weighted down (weights=(1.0, 0.2)):",

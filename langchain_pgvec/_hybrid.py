@@ -9,9 +9,11 @@ A keyword search is three short statements and a scorer:
 2. **candidates**: the documents that can rank, found by the GIN index on
    ``content_tsv``: those holding any of the rarest query terms, up to
    :data:`CANDIDATES` postings in all (at least the rarest term's), and those holding
-   every term. Each comes back with its length and the positions of the query's terms
-   (``ts_filter(setweight(...))``: only those lexemes of its tsvector). Filters,
-   phrases and exclusions narrow this statement.
+   every term. Each comes back with its length and, per query term, ``ts_rank`` of that
+   one term with every weight 1: ``H2(tf) / H2(inf)`` (``H2`` the sum of ``1/j**2`` up
+   to tf; PostgreSQL's cover-free rank of one term), from which :func:`rank` reads the
+   term frequency back (:data:`MAX_TERMS` terms at most, the rarest). Filters, phrases
+   and exclusions narrow this statement.
 3. :func:`rank` scores the candidates by BM25 (Lucene's IDF and length
    normalisation, ``k1`` and ``b``) and keeps the best; **documents** reads their text.
 
@@ -33,7 +35,9 @@ without searchable words leaves the vector leg alone.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
 import re
 import uuid
@@ -68,12 +72,15 @@ CANDIDATES = 1000
 K1 = 1.2
 B = 0.75
 
-_WEIGHT_A: ColumnElement[Any] = literal_column("'A'::\"char\"")
-_ONLY_A: ColumnElement[Any] = literal_column("'{a}'::\"char\"[]")
+#: query terms scored at most (the rarest; the others weigh next to nothing)
+MAX_TERMS = 32
+# every weight 1: ts_rank of one term is then H2(tf) / H2(inf)
+_WEIGHTS: ColumnElement[Any] = literal_column("'{1,1,1,1}'::float4[]")
 
 #: per-call parameter names of the statements
 WORDS = "bm25_words"
-TERMS = ("bm25_terms", "bm25_candidates", "bm25_constraint")
+CANDIDATE = "bm25_candidates"
+CONSTRAINT = "bm25_constraint"
 IDS = "bm25_ids"
 
 
@@ -189,25 +196,42 @@ def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
     )
 
 
+def term(i: int) -> str:
+    """The per-call parameter name of the ``i``-th scored term."""
+    return f"bm25_term_{i}"
+
+
+def candidate_params(terms: int, constrained: bool) -> tuple[str, ...]:
+    """The per-call parameter names of :func:`candidates`, in order."""
+    names = (CANDIDATE, *(term(i) for i in range(terms)))
+    return (*names, CONSTRAINT) if constrained else names
+
+
 def candidates(
-    tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None, *, constrained: bool
+    tables: Tables,
+    cid: uuid.UUID,
+    where: ColumnElement[bool] | None,
+    *,
+    terms: int,
+    constrained: bool,
 ) -> Select[Any]:
-    """The documents that can rank: id, length, and the query terms' positions (a
-    tsvector's text). Per call: the terms (text[]), the candidate tsquery's text, and
-    (when ``constrained``) the constraint's ``websearch_to_tsquery`` text."""
+    """The documents that can rank: id, length, and per scored term its one-term
+    ``ts_rank``. Per call (:func:`candidate_params`): the candidate tsquery's text, each
+    term as a tsquery's text, and (when ``constrained``) the constraint's
+    ``websearch_to_tsquery`` text."""
     tsv, _ = _tsv(tables)
     table = tables.embedding
-    # constants: the weight "A" given to the query's terms, then kept
-    held = func.ts_filter(
-        func.setweight(tsv, _WEIGHT_A, bindparam(TERMS[0], None, type_=ARRAY(Text))), _ONLY_A
-    )
-    conditions = [tsv.op("@@")(cast(bindparam(TERMS[1], None, type_=Text), TSQUERY))]
+    ranks = [
+        func.ts_rank(_WEIGHTS, tsv, cast(bindparam(term(i), None, type_=Text), TSQUERY))
+        for i in range(terms)
+    ]
+    conditions = [tsv.op("@@")(cast(bindparam(CANDIDATE, None, type_=Text), TSQUERY))]
     if constrained:
         constraint = func.websearch_to_tsquery(
-            _config(tables), bindparam(TERMS[2], None, type_=Text)
+            _config(tables), bindparam(CONSTRAINT, None, type_=Text)
         )
         conditions.append(or_(func.numnode(constraint) == 0, tsv.op("@@")(constraint)))
-    return select(table.c.id, func.length(tsv), cast(held, Text)).where(
+    return select(table.c.id, func.length(tsv), *ranks).where(
         scope(tables, cid, where), *conditions
     )
 
@@ -242,8 +266,8 @@ class Weights:
 
     @property
     def terms(self) -> list[str]:
-        """The query's known terms, rarest first."""
-        return list(self.idf)
+        """The query's scored terms, rarest first (:data:`MAX_TERMS` at most)."""
+        return list(self.idf)[:MAX_TERMS]
 
 
 def weigh(rows: Iterable[Sequence[Any]], budget: int = CANDIDATES) -> Weights | None:
@@ -272,35 +296,40 @@ def weigh(rows: Iterable[Sequence[Any]], budget: int = CANDIDATES) -> Weights | 
     return Weights(idf, query, max(length / docs, 1e-9))
 
 
-# one lexeme of a tsvector's text form and its positions: 'it''s':3A,17A
-_HELD = re.compile(r"'((?:[^'\\]|''|\\.)*)':([0-9A-D,]+)")
+# ts_rank of one term with every weight 1, by term frequency: H2(tf) / H2(inf), as
+# PostgreSQL computes it (a tsvector keeps 256 positions of a lexeme at most)
+_ZETA2 = 1.64493406685
+_RANKS = [h2 / _ZETA2 for h2 in itertools.accumulate(1.0 / (j * j) for j in range(1, 257))]
 
 
-def _held(text: str) -> Iterable[tuple[str, int]]:
-    """(lexeme, term frequency) pairs of a tsvector's text form."""
-    if "\\" not in text and "''" not in text:  # the common case: no quoting to undo
-        for item in text.split():
-            lexeme, _, positions = item.rpartition(":")
-            yield lexeme[1:-1], positions.count(",") + 1
-        return
-    for match in _HELD.finditer(text):
-        raw = match.group(1).replace("''", "'")
-        lexeme = re.sub(r"\\(.)", r"\1", raw) if "\\" in raw else raw
-        yield lexeme, match.group(2).count(",") + 1
+def term_frequency(rank: float) -> int:
+    """The term frequency behind one term's ``ts_rank`` (0: the term is absent)."""
+    if rank < _RANKS[0] / 2:
+        return 0
+    at = bisect.bisect_left(_RANKS, rank)
+    if at == len(_RANKS):
+        return len(_RANKS)
+    if at and rank - _RANKS[at - 1] < _RANKS[at] - rank:
+        return at
+    return at + 1
 
 
 def rank(
     rows: Iterable[Sequence[Any]], weights: Weights, k1: float, b: float, limit: int
 ) -> list[tuple[str, float]]:
-    """The ``limit`` best candidates by BM25, as (id, score), best first (ties by id)."""
-    idf, avgdl = weights.idf, weights.avgdl
+    """The ``limit`` best candidates by BM25, as (id, score), best first (ties by id).
+
+    A row is (id, length, one ``ts_rank`` per term of ``weights.terms``).
+    """
+    idf = [weights.idf[t] for t in weights.terms]
+    avgdl = weights.avgdl
     scored: list[tuple[float, str]] = []
-    for doc_id, length, held in rows:
+    for doc_id, length, *ranks in rows:
         norm = k1 * (1.0 - b + b * length / avgdl)
         score = 0.0
-        for lexeme, tf in _held(held):
-            weight = idf.get(lexeme)
-            if weight is not None:
+        for weight, value in zip(idf, ranks, strict=True):
+            tf = term_frequency(value)
+            if tf:
                 score += weight * tf * (k1 + 1.0) / (tf + norm)
         scored.append((score, doc_id))
     best = heapq.nsmallest(limit, scored, key=lambda pair: (-pair[0], pair[1]))

@@ -531,13 +531,23 @@ class Planner:
         if weights is None:
             return []
         constrained = bool(query.constraint)
-        names = _hybrid.TERMS if constrained else _hybrid.TERMS[:2]
-        source = _hybrid.candidates(state.tables, cid, where, constrained=constrained)
-        key = None if shape is None else ("candidates", state.tables, cid, shape, constrained)
-        statement = self._cached(key, lambda: source, names)
-        value = (weights.terms, weights.candidates, query.constraint)[: len(names)]
+        terms = weights.terms
+        names = _hybrid.candidate_params(len(terms), constrained)
+        key = None
+        if shape is not None:
+            key = ("candidates", state.tables, cid, shape, len(terms), constrained)
+        statement = self._cached(
+            key,
+            lambda: _hybrid.candidates(
+                state.tables, cid, where, terms=len(terms), constrained=constrained
+            ),
+            names,
+        )
+        value = (weights.candidates, *map(_hybrid.quote, terms))
+        if constrained:
+            value = (*value, query.constraint)
         gucs = _tuning.changes(_tuning.timeout(settings), dict(state.settings))
-        rows = yield Step(statement, value, self._gucs(tuple(gucs.items())), source)
+        rows = yield Step(statement, value, self._gucs(tuple(gucs.items())), None)
         return _hybrid.rank(rows, weights, bm25[0], bm25[1], limit)
 
     def _documents(self, state: State, ids: list[str]) -> Step:

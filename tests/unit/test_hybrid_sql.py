@@ -7,6 +7,7 @@ import math
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
@@ -69,33 +70,41 @@ def test_the_terms_statement_reads_the_querys_lexemes_and_the_totals() -> None:
 
 def test_the_candidates_statement_is_scoped_filtered_and_constrained() -> None:
     where = compile_filter({"year": {"$gte": 2020}}, FT.embedding.c.metadata)
-    plain = compiled(_hybrid.candidates(FT, CID, None, constrained=False))
-    assert plain.startswith(
-        "SELECT hy_e.id, length(hy_e.content_tsv) AS length_1, "
-        "CAST(ts_filter(setweight(hy_e.content_tsv, "
-        """'A'::"char", %(bm25_terms)s::TEXT[]), '{a}'::"char"[]) AS TEXT) AS ts_filter_1 """
-    )
+    plain = compiled(_hybrid.candidates(FT, CID, None, terms=2, constrained=False))
+    assert plain.startswith("SELECT hy_e.id, length(hy_e.content_tsv) AS length_1, ")
+    for i in range(2):
+        assert (
+            f"ts_rank('{{1,1,1,1}}'::float4[], hy_e.content_tsv, "
+            f"CAST(%(bm25_term_{i})s::VARCHAR AS TSQUERY))" in plain
+        )
     assert SCOPE in plain and "hy_e.content_tsv @@ CAST(%(bm25_candidates)s" in plain
-    assert "websearch_to_tsquery" not in plain
-    narrowed = compiled(_hybrid.candidates(FT, CID, where, constrained=True))
+    assert "websearch_to_tsquery" not in plain and "bm25_term_2" not in plain
+    narrowed = compiled(_hybrid.candidates(FT, CID, where, terms=1, constrained=True))
     assert "metadata" in narrowed and "numnode(websearch_to_tsquery(" in narrowed
     assert "%(bm25_constraint)s" in narrowed
+    assert _hybrid.candidate_params(2, True) == (
+        "bm25_candidates",
+        "bm25_term_0",
+        "bm25_term_1",
+        "bm25_constraint",
+    )
 
 
 def test_statements_take_their_per_call_values_together() -> None:
+    names = _hybrid.candidate_params(1, True)
     statement = DriverStatement.compile(
-        _hybrid.candidates(FT, CID, None, constrained=True), DIALECT, _hybrid.TERMS
+        _hybrid.candidates(FT, CID, None, terms=1, constrained=True), DIALECT, names
     )
-    params = statement.params((["cat"], "'cat'", "-dog"))
-    assert params["bm25_terms"] == ["cat"] and params["bm25_candidates"] == "'cat'"
+    params = statement.params(("'cat'", "'cat'", "-dog"))
+    assert params["bm25_term_0"] == "'cat'" and params["bm25_candidates"] == "'cat'"
     assert params["bm25_constraint"] == "-dog"
     with pytest.raises(ValueError):
-        statement.params((["cat"], "'cat'"))
+        statement.params(("'cat'",))
 
 
 def test_statements_need_full_text() -> None:
     with pytest.raises(SchemaError, match="full_text=True"):
-        _hybrid.candidates(PLAIN, CID, None, constrained=False)
+        _hybrid.candidates(PLAIN, CID, None, terms=1, constrained=False)
     with pytest.raises(SchemaError, match="full_text=True"):
         _hybrid.terms(PLAIN, CID)
 
@@ -132,13 +141,25 @@ def test_weigh_without_known_terms() -> None:
     assert _hybrid.weigh([("", 0, 0), ("a", 1, 0)]) is None
 
 
+def one_term_rank(tf: int) -> float:
+    """ts_rank of one term with every weight 1, as PostgreSQL computes it."""
+    return sum(1.0 / (j * j) for j in range(1, tf + 1)) / 1.64493406685
+
+
+def test_term_frequency_reads_one_terms_rank_back() -> None:
+    assert _hybrid.term_frequency(0.0) == 0
+    for tf in (1, 2, 3, 7, 40, 255, 256):
+        as_float4 = float(np.float32(one_term_rank(tf)))  # what the server returns
+        assert _hybrid.term_frequency(as_float4) == tf
+
+
 def test_rank_is_bm25() -> None:
     weights = _hybrid.Weights({"cat": 2.0, "dog": 1.0}, "'cat' | 'dog'", 10.0)
     rows = [
-        ("short", 5, "'cat':1A"),
-        ("long", 20, "'cat':1A,7A 'dog':3A"),
-        ("dog", 10, "'dog':2A"),
-        ("none", 10, ""),
+        ("short", 5, one_term_rank(1), 0.0),
+        ("long", 20, one_term_rank(2), one_term_rank(1)),
+        ("dog", 10, 0.0, one_term_rank(1)),
+        ("none", 10, 0.0, 0.0),
     ]
     ranked = dict(_hybrid.rank(rows, weights, 1.2, 0.75, 10))
 
@@ -154,14 +175,16 @@ def test_rank_is_bm25() -> None:
     # b = 0: length does not matter; k1 = 0: term frequency does not
     flat = dict(_hybrid.rank(rows, weights, 0.0, 0.0, 10))
     assert flat["long"] == pytest.approx(3.0) and flat["short"] == pytest.approx(2.0)
+    # ties by id
+    tied = _hybrid.rank(
+        [("b", 5, one_term_rank(1), 0.0), ("a", 5, one_term_rank(1), 0.0)], weights, 1.2, 0.75, 2
+    )
+    assert [doc for doc, _ in tied] == ["a", "b"]
 
 
-def test_rank_reads_quoted_lexemes_and_breaks_ties_by_id() -> None:
-    weights = _hybrid.Weights({"it's": 1.0, "a\\b": 1.0}, "", 1.0)
-    rows = [("b", 1, "'it''s':1A"), ("a", 1, "'it''s':4A"), ("c", 1, "'a\\\\b':2A,3A")]
-    ranked = _hybrid.rank(rows, weights, 1.2, 0.0, 3)
-    assert [doc for doc, _ in ranked] == ["c", "a", "b"]
-    assert ranked[1][1] == ranked[2][1] > 0
+def test_only_the_rarest_terms_are_scored() -> None:
+    idf = {f"t{i}": 100.0 - i for i in range(40)}
+    assert _hybrid.Weights(idf, "", 1.0).terms == [f"t{i}" for i in range(_hybrid.MAX_TERMS)]
 
 
 def test_fuse_by_reciprocal_rank() -> None:
