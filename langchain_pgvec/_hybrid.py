@@ -1,21 +1,19 @@
-"""Keyword (BM25) and hybrid search: the query's parts, the statements, the ranking and
-the fusion; pure.
+"""Keyword (BM25) and hybrid search: the query's parts, the statements, the fusion; pure.
 
-A keyword search is three short statements and a scorer:
+A keyword search is two short statements:
 
 1. **terms**: the query's lexemes (``to_tsvector`` of its words: the configuration's
    stemming and stop words), each with its document frequency in the collection, and
-   the collection's size and total length, from the term statistics (``_terms``).
-2. **candidates**: the documents that can rank, found by the GIN index on
-   ``content_tsv``: those holding any of the rarest query terms, up to
-   :data:`CANDIDATES` postings in all (at least the rarest term's), and those holding
-   every term. Each comes back with its length and, per query term, ``ts_rank`` of that
-   one term with every weight 1: ``H2(tf) / H2(inf)`` (``H2`` the sum of ``1/j**2`` up
-   to tf; PostgreSQL's cover-free rank of one term), from which :func:`rank` reads the
-   term frequency back (:data:`MAX_TERMS` terms at most, the rarest). Filters, phrases
-   and exclusions narrow this statement.
-3. :func:`rank` scores the candidates by BM25 (Lucene's IDF and length
-   normalisation, ``k1`` and ``b``) and keeps the best; **documents** reads their text.
+   the collection's size and total length, from the term statistics (``_terms``);
+   :func:`weigh` turns them into each term's IDF and the candidate tsquery.
+2. **ranked**: the candidates, found by the GIN index on ``content_tsv``: those holding
+   any of the rarest query terms, up to :data:`CANDIDATES` postings in all (at least
+   the rarest term's), and those holding every term, narrowed by the filter, the
+   phrases and the exclusions; each scored by BM25 (Lucene's IDF and length
+   normalisation, ``k1`` and ``b``) over at most :data:`MAX_TERMS` terms (the rarest),
+   the best returned with their text. A term's frequency in a document is read from
+   ``ts_rank`` of that one term with every weight 1 (see :func:`ranked`), so no
+   tsvector is copied or sent.
 
 A document holding none of the rare terms and not all of the query's terms has only
 common terms to score by; it can rank only when no candidate holds a rare one, which
@@ -28,16 +26,14 @@ The query takes ``websearch_to_tsquery`` syntax: its words are OR'ed and ranked;
 searchable words (stop words, punctuation) finds nothing.
 
 Hybrid search runs the vector leg (the planner's search for ``fetch_k`` rows) and the
-keyword leg (``fetch_k`` ranked ids) and fuses them (:func:`fuse`): by default a convex
+keyword leg (its ``fetch_k`` best) and fuses them (:func:`fuse`): by default a convex
 combination of the legs' standardised scores, or reciprocal rank fusion. A query
 without searchable words leaves the vector leg alone.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import itertools
 import math
 import re
 import uuid
@@ -46,9 +42,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Float,
     Select,
     Text,
-    and_,
     any_,
     bindparam,
     cast,
@@ -67,13 +64,19 @@ from ._sql import inline, scope
 from ._terms import TOTALS, terms_table
 
 #: postings (documents per term, summed over the rarest terms) the candidate set takes
-CANDIDATES = 1000
+CANDIDATES = 300
 #: BM25's defaults (Lucene's, and most libraries')
 K1 = 1.2
 B = 0.75
 
 #: query terms scored at most (the rarest; the others weigh next to nothing)
 MAX_TERMS = 32
+# constants of the score, in the SQL text (so that the statement has no fixed
+# parameters and psycopg may prepare it); H2(inf) = pi**2 / 6, the limit of sum(1/j**2)
+_ZERO: ColumnElement[Any] = literal_column("0.0::float8")
+_HALF: ColumnElement[Any] = literal_column("0.5::float8")
+_ONE: ColumnElement[Any] = literal_column("1.0::float8")
+_ZETA2: ColumnElement[Any] = literal_column("1.64493406685::float8")
 # every weight 1: ts_rank of one term is then H2(tf) / H2(inf)
 _WEIGHTS: ColumnElement[Any] = literal_column("'{1,1,1,1}'::float4[]")
 
@@ -81,7 +84,6 @@ _WEIGHTS: ColumnElement[Any] = literal_column("'{1,1,1,1}'::float4[]")
 WORDS = "bm25_words"
 CANDIDATE = "bm25_candidates"
 CONSTRAINT = "bm25_constraint"
-IDS = "bm25_ids"
 
 
 def _tsv(tables: Tables) -> Any:
@@ -187,7 +189,11 @@ def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
         type_=ARRAY(Text),
     )
     return (
-        select(table.c.lexeme, func.sum(table.c.df), func.sum(table.c.len))
+        select(
+            table.c.lexeme,
+            cast(func.sum(table.c.df), BigInteger),
+            cast(func.sum(table.c.len), BigInteger),
+        )
         .where(
             table.c.collection_id == inline(cid, table.c.collection_id.type),
             table.c.lexeme == any_(lexemes),
@@ -197,53 +203,73 @@ def terms(tables: Tables, cid: uuid.UUID) -> Select[Any]:
 
 
 def term(i: int) -> str:
-    """The per-call parameter name of the ``i``-th scored term."""
+    """The per-call parameter name of the ``i``-th scored term's tsquery text."""
     return f"bm25_term_{i}"
 
 
-def candidate_params(terms: int, constrained: bool) -> tuple[str, ...]:
-    """The per-call parameter names of :func:`candidates`, in order."""
-    names = (CANDIDATE, *(term(i) for i in range(terms)))
+def idf(i: int) -> str:
+    """The per-call parameter name of the ``i``-th scored term's IDF."""
+    return f"bm25_idf_{i}"
+
+
+def ranked_params(terms: int, constrained: bool) -> tuple[str, ...]:
+    """The per-call parameter names of :func:`ranked`, in order: the candidate
+    tsquery's text, the length normalisation's two constants, each term's tsquery
+    text and weight, and the constraint's text (when constrained); see
+    :meth:`Weights.values`."""
+    scored = tuple(name for i in range(terms) for name in (term(i), idf(i)))
+    names = (CANDIDATE, "bm25_norm", "bm25_norm_per_lexeme", *scored)
     return (*names, CONSTRAINT) if constrained else names
 
 
-def candidates(
+def _float(name: str) -> Any:
+    return bindparam(name, None, type_=Float(precision=53))
+
+
+def ranked(
     tables: Tables,
     cid: uuid.UUID,
     where: ColumnElement[bool] | None,
+    limit: int,
     *,
     terms: int,
     constrained: bool,
 ) -> Select[Any]:
-    """The documents that can rank: id, length, and per scored term its one-term
-    ``ts_rank``. Per call (:func:`candidate_params`): the candidate tsquery's text, each
-    term as a tsquery's text, and (when ``constrained``) the constraint's
-    ``websearch_to_tsquery`` text."""
+    """The ``limit`` best candidates by BM25: id, content, metadata, score.
+
+    Per call: :func:`ranked_params`. With ``norm = k1 * (1 - b + b * len / avg_len)``,
+    each term adds ``idf * (k1 + 1) * (1 - norm / (tf + norm))`` (BM25's
+    ``idf * tf * (k1 + 1) / (tf + norm)``, with tf once). A term's frequency is read
+    back from its one-term ``ts_rank`` with every weight 1, ``r = H2(tf) / H2(inf)``:
+    as ``H2(inf) - H2(tf)`` is ``1 / (tf + 1/2)`` within ``1 / (12 tf**3)``,
+    ``tf = round(1 / (H2(inf) * (1 - r)) - 1/2)``, exact for the 256 positions a
+    tsvector keeps of a lexeme (and 0 when the term is absent).
+    """
     tsv, _ = _tsv(tables)
     table = tables.embedding
-    ranks = [
-        func.ts_rank(_WEIGHTS, tsv, cast(bindparam(term(i), None, type_=Text), TSQUERY))
-        for i in range(terms)
-    ]
+    length = cast(func.length(tsv), Float(precision=53))
+    norm = _float("bm25_norm") + _float("bm25_norm_per_lexeme") * length
+    score: Any = _ZERO
+    for i in range(terms):
+        rank = cast(
+            func.ts_rank(_WEIGHTS, tsv, cast(bindparam(term(i), None, type_=Text), TSQUERY)),
+            Float(precision=53),
+        )
+        tf = func.round(_ONE / (_ZETA2 * (_ONE - rank)) - _HALF)
+        score = score + _float(idf(i)) * (_ONE - norm / (tf + norm))
     conditions = [tsv.op("@@")(cast(bindparam(CANDIDATE, None, type_=Text), TSQUERY))]
     if constrained:
         constraint = func.websearch_to_tsquery(
             _config(tables), bindparam(CONSTRAINT, None, type_=Text)
         )
-        conditions.append(or_(func.numnode(constraint) == 0, tsv.op("@@")(constraint)))
-    return select(table.c.id, func.length(tsv), *ranks).where(
-        scope(tables, cid, where), *conditions
-    )
-
-
-def documents(tables: Tables, cid: uuid.UUID) -> Select[Any]:
-    """id, content, metadata of the given ids (per call: the ids, text[])."""
-    table = tables.embedding
-    return select(table.c.id, table.c.content, table.c.metadata).where(
-        and_(
-            table.c.collection_id == inline(cid, table.c.collection_id.type),
-            table.c.id == any_(bindparam(IDS, None, type_=ARRAY(Text))),
-        )
+        empty = func.numnode(constraint) == literal_column("0")  # only stop words in it
+        conditions.append(or_(empty, tsv.op("@@")(constraint)))
+    labelled = score.label("score")
+    return (
+        select(table.c.id, table.c.content, table.c.metadata, labelled)
+        .where(scope(tables, cid, where), *conditions)
+        .order_by(labelled.desc(), table.c.id)
+        .limit(inline(limit))
     )
 
 
@@ -268,6 +294,16 @@ class Weights:
     def terms(self) -> list[str]:
         """The query's scored terms, rarest first (:data:`MAX_TERMS` at most)."""
         return list(self.idf)[:MAX_TERMS]
+
+    def values(self, k1: float, b: float) -> tuple[Any, ...]:
+        """The per-call values of :func:`ranked` after the candidate tsquery (in
+        :func:`ranked_params`' order): ``norm = k1 (1 - b) + (k1 b / avg_len) len``
+        (its constant kept above 0, so that ``k1 = 0`` scores each term ``idf``), then
+        per term its tsquery text and ``idf * (k1 + 1)``."""
+        values: tuple[Any, ...] = (max(k1 * (1.0 - b), 1e-12), k1 * b / self.avgdl)
+        for lexeme in self.terms:
+            values += (quote(lexeme), self.idf[lexeme] * (k1 + 1.0))
+        return values
 
 
 def weigh(rows: Iterable[Sequence[Any]], budget: int = CANDIDATES) -> Weights | None:
@@ -294,46 +330,6 @@ def weigh(rows: Iterable[Sequence[Any]], budget: int = CANDIDATES) -> Weights | 
         query += " | (" + " & ".join(quote(lexeme) for _, lexeme in known) + ")"
     idf = {lexeme: math.log(1.0 + (docs - df + 0.5) / (df + 0.5)) for df, lexeme in known}
     return Weights(idf, query, max(length / docs, 1e-9))
-
-
-# ts_rank of one term with every weight 1, by term frequency: H2(tf) / H2(inf), as
-# PostgreSQL computes it (a tsvector keeps 256 positions of a lexeme at most)
-_ZETA2 = 1.64493406685
-_RANKS = [h2 / _ZETA2 for h2 in itertools.accumulate(1.0 / (j * j) for j in range(1, 257))]
-
-
-def term_frequency(rank: float) -> int:
-    """The term frequency behind one term's ``ts_rank`` (0: the term is absent)."""
-    if rank < _RANKS[0] / 2:
-        return 0
-    at = bisect.bisect_left(_RANKS, rank)
-    if at == len(_RANKS):
-        return len(_RANKS)
-    if at and rank - _RANKS[at - 1] < _RANKS[at] - rank:
-        return at
-    return at + 1
-
-
-def rank(
-    rows: Iterable[Sequence[Any]], weights: Weights, k1: float, b: float, limit: int
-) -> list[tuple[str, float]]:
-    """The ``limit`` best candidates by BM25, as (id, score), best first (ties by id).
-
-    A row is (id, length, one ``ts_rank`` per term of ``weights.terms``).
-    """
-    idf = [weights.idf[t] for t in weights.terms]
-    avgdl = weights.avgdl
-    scored: list[tuple[float, str]] = []
-    for doc_id, length, *ranks in rows:
-        norm = k1 * (1.0 - b + b * length / avgdl)
-        score = 0.0
-        for weight, value in zip(idf, ranks, strict=True):
-            tf = term_frequency(value)
-            if tf:
-                score += weight * tf * (k1 + 1.0) / (tf + norm)
-        scored.append((score, doc_id))
-    best = heapq.nsmallest(limit, scored, key=lambda pair: (-pair[0], pair[1]))
-    return [(doc_id, score) for score, doc_id in best]
 
 
 FUSIONS = ("convex", "rrf")

@@ -391,26 +391,22 @@ class Planner:
         fusion: str,
     ) -> Steps:
         """The statements of one hybrid search (``request.k`` is the legs' ``fetch_k``):
-        the vector leg as :meth:`steps` plans it, the keyword leg, and the documents
-        the keyword leg alone found; returns ``(id, content, metadata, fused score)``
-        tuples, best first."""
+        the vector leg as :meth:`steps` plans it, then the keyword leg; returns ``(id,
+        content, metadata, fused score)`` tuples, best first."""
         nearest = yield from self.steps(request)
         ranked = yield from self.keyword_steps(
             request.state, request.where, request.shape, text, request.k, bm25, request.settings
         )
         fused = _hybrid.fuse(
             [(row[0], -float(row[3])) for row in nearest],  # nearer is better
-            ranked,
+            [(row[0], float(row[3])) for row in ranked],
             k,
             fusion=fusion,
             rrf_k=rrf_k,
             weights=weights,
         )
-        known = {row[0]: row for row in nearest}
-        missing = [doc_id for doc_id, _ in fused if doc_id not in known]
-        if missing:
-            known.update((row[0], row) for row in (yield self._documents(request.state, missing)))
-        return [(i, known[i][1], known[i][2], score) for i, score in fused if i in known]
+        known = {row[0]: row for row in (*ranked, *nearest)}
+        return [(i, known[i][1], known[i][2], score) for i, score in fused]
 
     def _planned(self, request: Request) -> Generator[Step, list[Any], Plan]:
         """Probe what the route depends on (unless known), then plan."""
@@ -501,11 +497,7 @@ class Planner:
     ) -> Steps:
         """The statements of one keyword search; returns ``(id, content, metadata,
         BM25 score)`` tuples, best first."""
-        ranked = yield from self.keyword_steps(state, where, shape, text, k, bm25, settings)
-        if not ranked:
-            return []
-        found = {row[0]: row for row in (yield self._documents(state, [i for i, _ in ranked]))}
-        return [(i, found[i][1], found[i][2], score) for i, score in ranked if i in found]
+        return (yield from self.keyword_steps(state, where, shape, text, k, bm25, settings))
 
     def keyword_steps(
         self,
@@ -516,9 +508,10 @@ class Planner:
         limit: int,
         bm25: tuple[float, float],
         settings: SearchSettings,
-    ) -> Generator[Step, list[Any], list[tuple[str, float]]]:
+    ) -> Steps:
         """The keyword leg (see :mod:`._hybrid`): the query's term statistics, then the
-        candidates; returns the ``limit`` best ``(id, BM25 score)``."""
+        candidates ranked; returns the ``limit`` best ``(id, content, metadata, BM25
+        score)`` tuples."""
         query = _hybrid.parse(text)
         if not query.words.strip() or not limit:
             return []
@@ -532,30 +525,22 @@ class Planner:
             return []
         constrained = bool(query.constraint)
         terms = weights.terms
-        names = _hybrid.candidate_params(len(terms), constrained)
+        names = _hybrid.ranked_params(len(terms), constrained)
         key = None
         if shape is not None:
-            key = ("candidates", state.tables, cid, shape, len(terms), constrained)
+            key = ("ranked", state.tables, cid, shape, limit, len(terms), constrained)
         statement = self._cached(
             key,
-            lambda: _hybrid.candidates(
-                state.tables, cid, where, terms=len(terms), constrained=constrained
+            lambda: _hybrid.ranked(
+                state.tables, cid, where, limit, terms=len(terms), constrained=constrained
             ),
             names,
         )
-        value = (weights.candidates, *map(_hybrid.quote, terms))
+        value = (weights.candidates, *weights.values(*bm25))
         if constrained:
-            value = (*value, query.constraint)
+            value += (query.constraint,)
         gucs = _tuning.changes(_tuning.timeout(settings), dict(state.settings))
-        rows = yield Step(statement, value, self._gucs(tuple(gucs.items())), None)
-        return _hybrid.rank(rows, weights, bm25[0], bm25[1], limit)
-
-    def _documents(self, state: State, ids: list[str]) -> Step:
-        assert state.collection_id is not None
-        cid = state.collection_id
-        key = ("documents", state.tables, cid)
-        statement = self._cached(key, lambda: _hybrid.documents(state.tables, cid), _hybrid.IDS)
-        return Step(statement, ids, None, None)
+        return (yield Step(statement, value, self._gucs(tuple(gucs.items())), None))
 
     def _cached(
         self,

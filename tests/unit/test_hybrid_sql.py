@@ -7,7 +7,6 @@ import math
 import uuid
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
@@ -68,43 +67,55 @@ def test_the_terms_statement_reads_the_querys_lexemes_and_the_totals() -> None:
     assert "GROUP BY hy_e_terms.lexeme" in text
 
 
-def test_the_candidates_statement_is_scoped_filtered_and_constrained() -> None:
+def test_the_ranked_statement_scores_bm25_in_sql() -> None:
     where = compile_filter({"year": {"$gte": 2020}}, FT.embedding.c.metadata)
-    plain = compiled(_hybrid.candidates(FT, CID, None, terms=2, constrained=False))
-    assert plain.startswith("SELECT hy_e.id, length(hy_e.content_tsv) AS length_1, ")
+    plain = compiled(_hybrid.ranked(FT, CID, None, 7, terms=2, constrained=False))
+    assert plain.startswith("SELECT hy_e.id, hy_e.content, hy_e.metadata, ")
     for i in range(2):
-        assert (
-            f"ts_rank('{{1,1,1,1}}'::float4[], hy_e.content_tsv, "
-            f"CAST(%(bm25_term_{i})s::VARCHAR AS TSQUERY))" in plain
+        rank = (
+            f"CAST(ts_rank('{{1,1,1,1}}'::float4[], hy_e.content_tsv, "
+            f"CAST(%(bm25_term_{i})s::VARCHAR AS TSQUERY)) AS FLOAT(53))"
         )
+        assert rank in plain  # the term frequency is read back from the one-term rank
+        assert f"%(bm25_idf_{i})s" in plain
+    assert "round(1.0::float8 / " in plain and "1.64493406685::float8" in plain
+    assert "bm25_term_2" not in plain and "%(bm25_k1)s" in plain and "%(bm25_avgdl)s" in plain
     assert SCOPE in plain and "hy_e.content_tsv @@ CAST(%(bm25_candidates)s" in plain
-    assert "websearch_to_tsquery" not in plain and "bm25_term_2" not in plain
-    narrowed = compiled(_hybrid.candidates(FT, CID, where, terms=1, constrained=True))
+    assert plain.endswith("ORDER BY score DESC, hy_e.id LIMIT 7")
+    assert "websearch_to_tsquery" not in plain
+    narrowed = compiled(_hybrid.ranked(FT, CID, where, 7, terms=1, constrained=True))
     assert "metadata" in narrowed and "numnode(websearch_to_tsquery(" in narrowed
     assert "%(bm25_constraint)s" in narrowed
-    assert _hybrid.candidate_params(2, True) == (
+    assert _hybrid.ranked_params(1, True) == (
         "bm25_candidates",
+        "bm25_k1",
+        "bm25_b",
+        "bm25_avgdl",
         "bm25_term_0",
-        "bm25_term_1",
+        "bm25_idf_0",
         "bm25_constraint",
     )
 
 
-def test_statements_take_their_per_call_values_together() -> None:
-    names = _hybrid.candidate_params(1, True)
-    statement = DriverStatement.compile(
-        _hybrid.candidates(FT, CID, None, terms=1, constrained=True), DIALECT, names
+def test_the_statements_have_no_fixed_parameters() -> None:
+    """Constants are in the SQL text, so psycopg may prepare the statements."""
+    names = _hybrid.ranked_params(1, True)
+    ranked = DriverStatement.compile(
+        _hybrid.ranked(FT, CID, None, 4, terms=1, constrained=True), DIALECT, names
     )
-    params = statement.params(("'cat'", "'cat'", "-dog"))
-    assert params["bm25_term_0"] == "'cat'" and params["bm25_candidates"] == "'cat'"
+    assert ranked.fixed == {} and ranked.prepare is None
+    params = ranked.params(("'cat'", 1.2, 0.75, 9.5, "'cat'", 2.0, "-dog"))
+    assert params["bm25_term_0"] == "'cat'" and params["bm25_idf_0"] == 2.0
     assert params["bm25_constraint"] == "-dog"
     with pytest.raises(ValueError):
-        statement.params(("'cat'",))
+        ranked.params(("'cat'",))
+    terms = DriverStatement.compile(_hybrid.terms(FT, CID), DIALECT, _hybrid.WORDS)
+    assert terms.fixed == {}
 
 
 def test_statements_need_full_text() -> None:
     with pytest.raises(SchemaError, match="full_text=True"):
-        _hybrid.candidates(PLAIN, CID, None, terms=1, constrained=False)
+        _hybrid.ranked(PLAIN, CID, None, 4, terms=1, constrained=False)
     with pytest.raises(SchemaError, match="full_text=True"):
         _hybrid.terms(PLAIN, CID)
 
@@ -139,47 +150,6 @@ def test_weigh_without_known_terms() -> None:
     assert _hybrid.weigh([("", 10, 50)]) is None
     assert _hybrid.weigh([]) is None
     assert _hybrid.weigh([("", 0, 0), ("a", 1, 0)]) is None
-
-
-def one_term_rank(tf: int) -> float:
-    """ts_rank of one term with every weight 1, as PostgreSQL computes it."""
-    return sum(1.0 / (j * j) for j in range(1, tf + 1)) / 1.64493406685
-
-
-def test_term_frequency_reads_one_terms_rank_back() -> None:
-    assert _hybrid.term_frequency(0.0) == 0
-    for tf in (1, 2, 3, 7, 40, 255, 256):
-        as_float4 = float(np.float32(one_term_rank(tf)))  # what the server returns
-        assert _hybrid.term_frequency(as_float4) == tf
-
-
-def test_rank_is_bm25() -> None:
-    weights = _hybrid.Weights({"cat": 2.0, "dog": 1.0}, "'cat' | 'dog'", 10.0)
-    rows = [
-        ("short", 5, one_term_rank(1), 0.0),
-        ("long", 20, one_term_rank(2), one_term_rank(1)),
-        ("dog", 10, 0.0, one_term_rank(1)),
-        ("none", 10, 0.0, 0.0),
-    ]
-    ranked = dict(_hybrid.rank(rows, weights, 1.2, 0.75, 10))
-
-    def term(idf: float, tf: int, length: int) -> float:
-        return idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / 10.0))
-
-    assert ranked["short"] == pytest.approx(term(2.0, 1, 5))
-    assert ranked["long"] == pytest.approx(term(2.0, 2, 20) + term(1.0, 1, 20))
-    assert ranked["dog"] == pytest.approx(term(1.0, 1, 10))
-    assert ranked["none"] == 0.0
-    order = [doc for doc, _ in _hybrid.rank(rows, weights, 1.2, 0.75, 2)]
-    assert order == sorted(ranked, key=lambda d: -ranked[d])[:2]
-    # b = 0: length does not matter; k1 = 0: term frequency does not
-    flat = dict(_hybrid.rank(rows, weights, 0.0, 0.0, 10))
-    assert flat["long"] == pytest.approx(3.0) and flat["short"] == pytest.approx(2.0)
-    # ties by id
-    tied = _hybrid.rank(
-        [("b", 5, one_term_rank(1), 0.0), ("a", 5, one_term_rank(1), 0.0)], weights, 1.2, 0.75, 2
-    )
-    assert [doc for doc, _ in tied] == ["a", "b"]
 
 
 def test_only_the_rarest_terms_are_scored() -> None:
