@@ -60,7 +60,8 @@ def test_parse_reads_websearch_syntax(text: str, words: str, constraint: str) ->
 def test_the_terms_statement_reads_the_querys_lexemes_and_the_totals() -> None:
     text = compiled(_hybrid.terms(FT, CID))
     assert text.startswith(
-        "SELECT hy_e_terms.lexeme, sum(hy_e_terms.df) AS sum_1, sum(hy_e_terms.len) "
+        "SELECT hy_e_terms.lexeme, CAST(sum(hy_e_terms.df) AS BIGINT) AS sum_1, "
+        "CAST(sum(hy_e_terms.len) AS BIGINT) AS sum_2 FROM hy_e_terms "
     )
     assert f"hy_e_terms.collection_id = '{CID}'::UUID" in text
     assert "tsvector_to_array(to_tsvector(CAST(" in text and "%(bm25_words)s" in text
