@@ -80,7 +80,8 @@ def test_the_ranked_statement_scores_bm25_in_sql() -> None:
         assert rank in plain  # the term frequency is read back from the one-term rank
         assert f"%(bm25_idf_{i})s" in plain
     assert "round(1.0::float8 / " in plain and "1.64493406685::float8" in plain
-    assert "bm25_term_2" not in plain and "%(bm25_k1)s" in plain and "%(bm25_avgdl)s" in plain
+    assert "bm25_term_2" not in plain
+    assert "%(bm25_norm)s + %(bm25_norm_per_lexeme)s" in plain
     assert SCOPE in plain and "hy_e.content_tsv @@ CAST(%(bm25_candidates)s" in plain
     assert plain.endswith("ORDER BY score DESC, hy_e.id LIMIT 7")
     assert "websearch_to_tsquery" not in plain
@@ -89,9 +90,8 @@ def test_the_ranked_statement_scores_bm25_in_sql() -> None:
     assert "%(bm25_constraint)s" in narrowed
     assert _hybrid.ranked_params(1, True) == (
         "bm25_candidates",
-        "bm25_k1",
-        "bm25_b",
-        "bm25_avgdl",
+        "bm25_norm",
+        "bm25_norm_per_lexeme",
         "bm25_term_0",
         "bm25_idf_0",
         "bm25_constraint",
@@ -105,7 +105,7 @@ def test_the_statements_have_no_fixed_parameters() -> None:
         _hybrid.ranked(FT, CID, None, 4, terms=1, constrained=True), DIALECT, names
     )
     assert ranked.fixed == {} and ranked.prepare is None
-    params = ranked.params(("'cat'", 1.2, 0.75, 9.5, "'cat'", 2.0, "-dog"))
+    params = ranked.params(("'cat'", 0.3, 0.09, "'cat'", 2.0, "-dog"))
     assert params["bm25_term_0"] == "'cat'" and params["bm25_idf_0"] == 2.0
     assert params["bm25_constraint"] == "-dog"
     with pytest.raises(ValueError):
@@ -151,6 +151,15 @@ def test_weigh_without_known_terms() -> None:
     assert _hybrid.weigh([("", 10, 50)]) is None
     assert _hybrid.weigh([]) is None
     assert _hybrid.weigh([("", 0, 0), ("a", 1, 0)]) is None
+
+
+def test_weights_give_the_ranked_statements_values() -> None:
+    weights = _hybrid.Weights({"cat": 2.0, "dog": 1.0}, "'cat' | 'dog'", 10.0)
+    norm, per_lexeme, *terms = weights.values(1.2, 0.75)
+    assert norm == pytest.approx(1.2 * 0.25) and per_lexeme == pytest.approx(1.2 * 0.75 / 10)
+    assert terms == ["'cat'", pytest.approx(2.0 * 2.2), "'dog'", pytest.approx(2.2)]
+    # k1 = 0: every present term scores its idf; the constant stays above 0
+    assert weights.values(0.0, 0.75)[0] > 0
 
 
 def test_only_the_rarest_terms_are_scored() -> None:
