@@ -15,9 +15,9 @@ The methods:
 - ``PGVecStore.similarity_search``: cosine distance over the corpus's embeddings, by
   exact search (no vector index yet) and through an HNSW index built afterwards, so
   that index recall and model quality can be told apart.
-- ``PGVecStore.hybrid_search``: both legs fused by reciprocal rank fusion (defaults:
-  ``fetch_k = max(20, 4k)`` = 40, ``rrf_k`` = 60, equal weights), with the vector leg
-  exact and then through HNSW.
+- ``PGVecStore.hybrid_search``: both legs fused as the store fuses them by default (a
+  convex combination of the legs' standardised scores, equal weights, ``fetch_k =
+  max(20, 4k)`` = 40), with the vector leg exact and then through HNSW.
 - ``bm25s`` (PyPI), in memory, over the same documents and queries: BM25 with its
   default parameters (Lucene's variant, k1=1.5, b=0.75), English stop words, and the
   Snowball English stemmer (PyStemmer) when installed -- what PostgreSQL's ``english``
@@ -752,7 +752,7 @@ STORE_METHODS: tuple[StoreMethod, ...] = (
         lambda store, q, k: store.hybrid_search(q, k=k),
         "hybrid",
         True,
-        "RRF of both legs; default fetch_k (40 at k=10), rrf_k=60",
+        "both legs' standardised scores added (fusion='convex'); default fetch_k (40 at k=10)",
     ),
 )
 
