@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -779,3 +780,34 @@ def fmt_ratio(value: float | None) -> str:
 
 def fmt_rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
+
+
+# ------------------------------------------------------------------- plan probing
+
+_SCAN = re.compile(
+    r"(Parallel )?(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)"
+    r"(?: Backward)?(?: using| on) (\S+)"
+)
+
+
+def summarize_plan(conn: psycopg.Connection[Any], lines: Sequence[str]) -> str:
+    """Reduce an EXPLAIN to its scans, e.g. "hnsw index" or "parallel seq scan + seq scan"."""
+    parts: list[str] = []
+    for line in lines:
+        match = _SCAN.search(line)
+        if not match:
+            continue
+        parallel, kind, name = match.groups()
+        if kind == "Seq Scan":
+            part = "parallel seq scan" if parallel else "seq scan"
+        else:
+            row = conn.execute(
+                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+                "WHERE c.oid = to_regclass(%s)",
+                (name,),
+            ).fetchone()
+            am = row[0] if row else name
+            part = f"bitmap {am}" if kind.startswith("Bitmap") else f"{am} index"
+        if part not in parts:
+            parts.append(part)
+    return " + ".join(parts) or "?"

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -87,6 +86,7 @@ from _common import (
     raw_rows,
     start_server,
     stopwatch,
+    summarize_plan,
     table_statistics,
 )
 from psycopg import sql
@@ -328,34 +328,6 @@ class SharedWorkload:
 
 
 # ------------------------------------------------------------------- plan probing
-
-_SCAN = re.compile(
-    r"(Parallel )?(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)"
-    r"(?: Backward)?(?: using| on) (\S+)"
-)
-
-
-def summarize_plan(conn: psycopg.Connection[Any], lines: Sequence[str]) -> str:
-    """Reduce an EXPLAIN to its scans, e.g. "hnsw index" or "parallel seq scan + seq scan"."""
-    parts: list[str] = []
-    for line in lines:
-        match = _SCAN.search(line)
-        if not match:
-            continue
-        parallel, kind, name = match.groups()
-        if kind == "Seq Scan":
-            part = "parallel seq scan" if parallel else "seq scan"
-        else:
-            row = conn.execute(
-                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
-                "WHERE c.oid = to_regclass(%s)",
-                (name,),
-            ).fetchone()
-            am = row[0] if row else name
-            part = f"bitmap {am}" if kind.startswith("Bitmap") else f"{am} index"
-        if part not in parts:
-            parts.append(part)
-    return " + ".join(parts) or "?"
 
 
 def explain(url: str, main: str, params: Any, settings: Sequence[tuple[str, Any]] = ()) -> str:

@@ -56,6 +56,7 @@ from _common import (
     make_corpus,
     raw_rows,
     stopwatch,
+    summarize_plan,
 )
 from psycopg import sql
 from text_quality import APT_HELPER, DebianRecord, _translation_file, parse_translation
@@ -368,36 +369,13 @@ class Method:
     found: list[bool] = field(default_factory=list)  # the query's package among them
 
 
-_PLAN_NODE = re.compile(
-    r"(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)(?: Backward)? (?:using|on) (\S+)"
-)
-
-
 def explain_indexes(conn: psycopg.Connection[Any], statement: Any, params: dict[str, Any]) -> str:
     """The scans of a statement's plan, e.g. ``hnsw index + bitmap gin``."""
-    parts: list[str] = []
     try:
         lines = [r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + statement, params)]
     except psycopg.Error as exc:
         return f"explain failed: {type(exc).__name__}"
-    for line in lines:
-        match = _PLAN_NODE.search(line)
-        if not match:
-            continue
-        kind, name = match.groups()
-        if kind == "Seq Scan":
-            part = "seq scan"
-        else:
-            row = conn.execute(
-                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
-                "WHERE c.oid = to_regclass(%s)",
-                (name,),
-            ).fetchone()
-            am = row[0] if row else name
-            part = f"bitmap {am}" if kind.startswith("Bitmap") else f"{am} index"
-        if part not in parts:
-            parts.append(part)
-    return " + ".join(parts) or "?"
+    return summarize_plan(conn, lines)
 
 
 def raw_methods(conn: psycopg.Connection[Any], data: TextData, k: int) -> list[Method]:
