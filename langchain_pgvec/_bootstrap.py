@@ -30,6 +30,7 @@ from ._catalog import (
     read_indexes,
     read_settings,
     schema_exists,
+    table_grants,
     term_triggers,
     vector_column,
 )
@@ -191,6 +192,11 @@ def _create_terms(conn: Connection, tables: Tables) -> None:
     for event in _terms.EVENTS:
         conn.execute(_terms.CreateTrigger(tables.embedding, terms, event))
     conn.execute(_terms.backfill(tables))
+    # the roles that use the table already: the triggers write the statistics as the
+    # writing role, and keyword searches read them, so each gets there what it has on
+    # the embedding table
+    for role, privileges in table_grants(conn, tables.spec).items():
+        conn.execute(_sql.Grant(privileges, [terms], role))
 
 
 def version_of(extension_version: str) -> tuple[int, ...]:

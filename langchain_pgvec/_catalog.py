@@ -304,6 +304,27 @@ def term_triggers(conn: Connection, spec: TableSpec) -> int:
     return int(conn.execute(_TERM_TRIGGERS, _table_params(spec)).scalar() or 0)
 
 
+_TABLE_GRANTS = text(
+    "SELECT pg_get_userbyid(a.grantee), a.privilege_type "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a "
+    "WHERE c.relname = :table AND n.nspname = coalesce(:schema, current_schema()) "
+    "AND a.grantee <> 0 AND a.grantee <> c.relowner "
+    "AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE') "
+    "ORDER BY 1, 2"
+)
+
+
+def table_grants(conn: Connection, spec: TableSpec) -> dict[str, list[str]]:
+    """Who, besides the owner and PUBLIC, may read or write the embedding table.
+
+    Each role, with which of ``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE`` it has.
+    """
+    grants: dict[str, list[str]] = {}
+    for role, privilege in conn.execute(_TABLE_GRANTS, _table_params(spec)):
+        grants.setdefault(role, []).append(privilege)
+    return grants
+
+
 def schema_exists(conn: Connection, schema: str) -> bool:
     """Whether the schema exists."""
     return conn.execute(_SCHEMA, {"schema": schema}).first() is not None

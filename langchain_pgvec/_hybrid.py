@@ -73,10 +73,10 @@ B = 0.75
 MAX_TERMS = 32
 # constants of the score, in the SQL text (so that the statement has no fixed
 # parameters and psycopg may prepare it); H2(inf) = pi**2 / 6, the limit of sum(1/j**2)
-_ZERO: ColumnElement[Any] = literal_column("0.0::float8")
-_HALF: ColumnElement[Any] = literal_column("0.5::float8")
-_ONE: ColumnElement[Any] = literal_column("1.0::float8")
-_ZETA2: ColumnElement[Any] = literal_column("1.64493406685::float8")
+_ZERO: ColumnElement[Any] = literal_column("0.0::float8", Float(precision=53))
+_HALF: ColumnElement[Any] = literal_column("0.5::float8", Float(precision=53))
+_ONE: ColumnElement[Any] = literal_column("1.0::float8", Float(precision=53))
+_ZETA2: ColumnElement[Any] = literal_column("1.64493406685::float8", Float(precision=53))
 # every weight 1: ts_rank of one term is then H2(tf) / H2(inf)
 _WEIGHTS: ColumnElement[Any] = literal_column("'{1,1,1,1}'::float4[]")
 
@@ -255,7 +255,7 @@ def ranked(
             func.ts_rank(_WEIGHTS, tsv, cast(bindparam(term(i), None, type_=Text), TSQUERY)),
             Float(precision=53),
         )
-        tf = func.round(_ONE / (_ZETA2 * (_ONE - rank)) - _HALF)
+        tf = func.round(_ONE / (_ZETA2 * (_ONE - rank)) - _HALF, type_=Float(precision=53))
         score = score + _float(idf(i)) * (_ONE - norm / (tf + norm))
     conditions = [tsv.op("@@")(cast(bindparam(CANDIDATE, None, type_=Text), TSQUERY))]
     if constrained:

@@ -49,7 +49,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from . import _hybrid, _index_admin, _index_specs, _ingest, _mmr, _progress, _sql, _tuning
+from . import _hybrid, _index_admin, _index_specs, _ingest, _mmr, _progress, _sql, _terms, _tuning
 from ._bootstrap import (
     State,
     analyze,
@@ -309,7 +309,13 @@ class PGVecStore(VectorStore):
         )
         self._table_key = table_key(self._engines.url, self._spec)
         role = self._engines.url.username
-        names = (self._spec.qualified_embedding_table, self._spec.qualified_collection_table)
+        names: tuple[str, ...] = (
+            self._spec.qualified_embedding_table,
+            self._spec.qualified_collection_table,
+        )
+        if self._spec.text_search_config is not None:  # the term statistics, too
+            terms = _terms.terms_table(self._spec).name
+            names += (terms if schema is None else f"{schema}.{terms}",)
         self._read_access = Access("SELECT", names, role, schema)
         self._write_access = Access("SELECT, INSERT, UPDATE, DELETE", names, role, schema)
         #: the store's transactions: one per call, or the one transaction() pins

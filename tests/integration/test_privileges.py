@@ -222,6 +222,11 @@ async def test_full_text_on_a_table_the_role_does_not_own(
     await run(adds, "create_tables")
     await run(adds, "close")
     assert len(await run(app, "hybrid_search", "postgres", 3)) == 3
+    # the application's grants carried over to the term statistics: its writes (whose
+    # triggers append to them) and its keyword searches go on
+    await run(app, "add_texts", ["a vectors document nobody else has"], [{"topic": 9}])
+    found = await run(app, "full_text_search", "nobody", 3)
+    assert [d.page_content for d in found] == ["a vectors document nobody else has"]
     await run(app, "close")
     await run(owner, "close")
 
