@@ -85,9 +85,10 @@ def store(engine: Engine, collection_name: str) -> Iterator[PGVecStore]:
 
 def cid_of(engine: Engine, store: PGVecStore) -> uuid.UUID:
     with engine.begin() as conn:
-        return conn.execute(
+        cid: uuid.UUID = conn.execute(
             text("SELECT id FROM bm_col WHERE name = :n"), {"n": store.collection_name}
         ).scalar_one()
+    return cid
 
 
 def kept(engine: Engine, cid: uuid.UUID) -> dict[str, tuple[int, int]]:
@@ -299,9 +300,9 @@ async def test_scores_are_bm25(store: PGVecStore, engine: Engine, run: Runner, q
         assert score == pytest.approx(want, rel=1e-9)
     # k1 and b are the call's
     tuned = await run(store, "full_text_search_with_score", query, 5, k1=2.0, b=0.3)
-    want = bm25_reference(engine, cid, query, 2.0, 0.3)
+    tuned_expected = bm25_reference(engine, cid, query, 2.0, 0.3)
     for doc, score in tuned:
-        assert score == pytest.approx(want[doc.id], rel=1e-9)
+        assert score == pytest.approx(tuned_expected[doc.id], rel=1e-9)
     # the filter applies before ranking: every result matches it, and none is missing
     narrowed = await run(store, "full_text_search_with_score", query, 10, {"n": {"$lt": 40}})
     inside = sorted(
@@ -374,7 +375,7 @@ async def test_an_existing_full_text_table_gains_the_statistics(
             text(f'SELECT id FROM "{table}_c" WHERE name = :n'), {"n": collection_name}
         ).scalar_one()
         count = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
-        computed = dict(
+        computed: dict[str, int] = dict(
             conn.execute(
                 text(
                     f'SELECT lexeme, count(*) FROM "{table}", '
@@ -382,7 +383,7 @@ async def test_an_existing_full_text_table_gains_the_statistics(
                 )
             ).all()
         )
-        stored = dict(
+        stored: dict[str, int] = dict(
             conn.execute(
                 text(
                     f"SELECT lexeme, sum(df) FROM \"{terms.name}\" WHERE lexeme <> '' "
