@@ -21,23 +21,28 @@ statement a hot standby refuses) is passed over for that read only. Other errors
 host could hold a connection attempt for long.
 
 **Read your writes** (``read_your_writes=True``, the default). After each write of
-this store commits (and after each ``transaction()`` block, each DDL), the store asks
-the primary for ``pg_current_wal_lsn()``: one statement more per write, and only when
-replicas are configured. That is the position up to which the primary has written its
-WAL, so it covers the commit (under ``synchronous_commit`` on or ``local``, the
-commit is written before it returns). ``pg_current_wal_insert_lsn()`` would cover the
-commit under ``synchronous_commit=off`` too, but on an idle server it can point past
-a page header that a replica never reports as replayed: a read would wait the whole
-bound for nothing. A later read then needs a replica whose
-``pg_last_wal_replay_lsn()`` is at that position or past it: it asks the chosen
-replica (on the connection that then serves the read), every :data:`POLL` seconds,
-until the store's ``replica_wait`` runs out, and past it reads on the primary. What
-a replica was seen to have replayed is remembered, so the reads after the first pay
-nothing more; a replica that made a read wait in vain is asked once, without waiting,
-by the reads of the next :data:`BACKOFF_FIRST` seconds. A server that is not in
-recovery (``pg_last_wal_replay_lsn()`` is NULL: a primary, or a promoted replica)
-cannot say what it has, so reads after a write go past it. Writes of other stores and
-processes are not waited for.
+this store commits (``add_*``, ``delete``, ``delete_collection``, and each
+``transaction()`` block), the store asks the primary for ``pg_current_wal_lsn()``:
+one statement more per write, and only when replicas are configured. That is the
+position up to which the primary has written its WAL, so it covers the commit
+(under ``synchronous_commit`` on, ``local`` or ``remote_*``, the commit is written
+before it returns; under ``off`` a read may wait for the WAL writer, within the
+bound). ``pg_current_wal_insert_lsn()`` would cover the commit under ``off`` too, but
+on an idle server it can point past a page header that a replica never reports as
+replayed (seen here: ``0/3000028`` against a replay position of ``0/3000000``), and
+reads would wait the whole bound for nothing. DDL is not waited for: a replica that
+has not replayed a new table fails the read, which the next server serves.
+
+A later read then needs a replica whose ``pg_last_wal_replay_lsn()`` is at that
+position or past it: it asks the chosen replica (on the connection that then serves
+the read), every :data:`POLL` seconds, until the store's ``replica_wait`` runs out,
+and past it reads on the primary. What a replica was seen to have replayed is
+remembered, so the reads after the first pay nothing more; a replica that made a
+read wait in vain is asked once, without waiting, by the reads of the next
+:data:`BACKOFF_FIRST` seconds. A server that was never in recovery
+(``pg_last_wal_replay_lsn()`` is NULL: a primary listed as a replica) cannot say what
+it has, so reads after a write go past it. Writes of other stores and processes are
+not waited for.
 
 The pure parts (URLs and settings checked, LSNs parsed, the order replicas are tried
 in, backoff, the waiting decisions) are :func:`check_replicas`, :func:`check_wait`,
@@ -246,7 +251,6 @@ class Route:
     order: list[int]
     needed: int
     deadline: float
-    waited: dict[int, bool] = field(default_factory=dict)
 
     @classmethod
     def plan(

