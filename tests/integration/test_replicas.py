@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_tests.integration_tests import VectorStoreIntegrationTests
 from support.replica import Replica, start_replica
 from support.twins import Runner
 
@@ -294,3 +295,31 @@ async def test_a_replica_that_never_answers_costs_one_attempt(
     finally:
         await run(store, "delete_collection")
         await run(store, "close")
+
+
+# ---------------------------------------------------------------------- the standard suite
+
+
+class TestStandardSuiteWithAReplica(VectorStoreIntegrationTests):
+    """langchain-tests' vector store suite, sync and async, on a store whose reads go
+    to the replica: it writes and reads back at once, everywhere, so every test of it
+    is also one of read-your-writes."""
+
+    @pytest.fixture
+    def vectorstore(
+        self, pg_url: str, replica: Replica, collection_name: str
+    ) -> Iterator[PGVecStore]:
+        store = PGVecStore(
+            self.get_embeddings(),
+            connection=pg_url,
+            collection_name=collection_name,
+            embedding_table="rep_std_embedding",
+            collection_table="rep_std_collection",
+            read_replicas=[replica.url],
+            replica_wait=10,
+        )
+        yield store
+        # the suite's reads after its writes ran on the replica, none past the bound
+        assert store._replicas.primary_served == 0
+        store.delete_collection()
+        store.close()
