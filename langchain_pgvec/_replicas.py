@@ -14,8 +14,8 @@ the replica down for :data:`BACKOFF_FIRST` seconds, doubled at each failure in a
 up to :data:`BACKOFF_MAX`; the read is retried at once on the next replica, and on
 the primary last. The first read after the pause tries the replica again (one
 connection attempt); a success forgets its failures. A replica that cannot serve one
-read (a query cancelled by a recovery conflict, a table it has not replayed yet, a
-statement a hot standby refuses) is passed over for that read only. Other errors
+read (a query cancelled by a recovery conflict, a table or pgvector's types it has not
+replayed yet, a statement a hot standby refuses) is passed over for that read only. Other errors
 (a bad filter, ``statement_timeout``) are the read's own, and are raised. Set
 ``connect_timeout`` in a replica's URL (``?connect_timeout=2``) if an unreachable
 host could hold a connection attempt for long.
@@ -207,7 +207,13 @@ def verdict(exc: BaseException) -> str | None:
     read's own error: raise it)."""
     if isinstance(exc, (ConnectError, ConnectionLostError)):
         return "down"
-    if isinstance(exc, PGVecError) and isinstance(_cause(exc), _NOT_HERE):
+    cause = _cause(exc)
+    if isinstance(exc, PGVecError) and isinstance(cause, _NOT_HERE):
+        return "pass"
+    if isinstance(cause, psycopg.ProgrammingError) and cause.sqlstate is None:
+        # raised on the client, not by the server: pgvector's "vector type not found in
+        # the database" when a connection's types are registered on a replica that has
+        # not replayed CREATE EXTENSION yet (that comes before the wait for a write)
         return "pass"
     return None
 

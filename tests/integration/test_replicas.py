@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
-from support.replica import Replica, start_replica
+from psycopg import sql
+from support.replica import Replica, conninfo, start_replica
 from support.twins import Runner
 
 from langchain_pgvec import HashingEmbeddings, PGVecStore, _replicas
@@ -31,6 +33,11 @@ IDS = [f"doc-{i}" for i in range(len(TEXTS))]
 
 @pytest.fixture(scope="module")
 def replica(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
+    """The replica, copied from a primary that has pgvector already (a connection
+    registers the extension's types before a read can wait for a write: a replica that
+    has not replayed CREATE EXTENSION yet sends the first reads to the primary)."""
+    with psycopg.connect(conninfo(pg_url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     made = start_replica(pg_url, Path(tmp_path_factory.mktemp("replica")) / "server")
     try:
         yield made
@@ -67,6 +74,9 @@ def make(pg_url: str, replica: Replica, collection: str, **kwargs: Any) -> PGVec
 def store(pg_url: str, replica: Replica, collection_name: str) -> Iterator[PGVecStore]:
     made = make(pg_url, replica, collection_name)
     made.add_texts(TEXTS, ids=IDS, metadatas=[{"n": i} for i in range(len(TEXTS))])
+    # the replica has replayed the tables (and, for the session's first store, the
+    # extension, whose types a connection registers before any read can wait)
+    replica.wait_streaming()
     yield made
     made.delete_collection()
     made.close()
@@ -270,6 +280,44 @@ async def test_a_replica_stopped_mid_use_then_restarted(
         time.sleep(0.1)
     assert store._replicas.replicas[0].health.failures == 0
     assert len(await run(store, "similarity_search", "dogs", k=3)) == 3
+
+
+async def test_a_table_the_replica_has_not_replayed_is_read_on_the_primary(
+    run: Runner, pg_url: str, replica: Replica, collection_name: str
+) -> None:
+    """Without read_your_writes, a read of a table created while the replica lags finds
+    no table there (UndefinedTable): the primary serves that read, with no error, and
+    the replica is not marked down for it."""
+    table = f"rep_new_{uuid.uuid4().hex[:8]}"
+    store = PGVecStore(
+        HashingEmbeddings(dimension=DIM),
+        connection=pg_url,
+        collection_name=collection_name,
+        embedding_table=table,
+        collection_table=f"{table}_c",
+        read_replicas=[replica.url],
+        read_your_writes=False,
+    )
+    try:
+        replica.pause()
+        await run(store, "add_texts", TEXTS[:5])
+        assert len(await run(store, "similarity_search", "cats", k=3)) == 3
+        assert await run(store, "count") == 5
+        assert served(store) == (0, 2)
+        assert store._replicas.replicas[0].health.failures == 0
+        replica.resume()
+        wait_until(lambda: replica.query("SELECT to_regclass(%s) IS NOT NULL", table)[0][0])
+        assert await run(store, "count") == 5
+        assert served(store) == (1, 2)
+    finally:
+        replica.resume()
+        await run(store, "delete_collection")
+        await run(store, "close")
+        with psycopg.connect(conninfo(pg_url), autocommit=True) as conn:
+            for name in (table, f"{table}_c"):
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
 
 
 async def test_a_replica_that_never_answers_costs_one_attempt(

@@ -224,6 +224,8 @@ def caused(error: Exception, by: BaseException) -> Exception:
         (QueryTimeoutError("statement_timeout"), None),
         (InvalidInputError("bad k"), None),
         (caused(DatabaseError("x"), psycopg.DataError("bad")), None),
+        # pgvector's registration on a replica that has not replayed CREATE EXTENSION
+        (caused(DatabaseError("x"), psycopg.ProgrammingError("vector type not found")), "pass"),
     ],
 )
 def test_which_errors_send_a_read_elsewhere(error: Exception, expected: str | None) -> None:
