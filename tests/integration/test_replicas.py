@@ -366,8 +366,11 @@ class TestStandardSuiteWithAReplica(VectorStoreIntegrationTests):
             read_replicas=[replica.url],
             replica_wait=10,
         )
-        yield store
+        try:
+            yield store
+        finally:
+            store.delete_collection()
+            store.close()
         # the suite's reads after its writes ran on the replica, none past the bound
-        assert store._replicas.primary_served == 0
-        store.delete_collection()
-        store.close()
+        health = store._replicas.replicas[0].health
+        assert store._replicas.primary_served == 0, health
