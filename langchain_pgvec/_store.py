@@ -35,7 +35,7 @@ from contextlib import (
     contextmanager,
 )
 from types import FrameType
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -44,12 +44,23 @@ from langchain_core.indexing import IndexingResult, RecordManager
 from langchain_core.indexing import aindex as _aindex
 from langchain_core.indexing import index as _index
 from langchain_core.vectorstores import VectorStore
-from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import Row
+from sqlalchemy import URL, Connection, Engine
+from sqlalchemy.engine import Result, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from . import _hybrid, _index_admin, _index_specs, _ingest, _mmr, _progress, _sql, _terms, _tuning
+from . import (
+    _hybrid,
+    _index_admin,
+    _index_specs,
+    _ingest,
+    _mmr,
+    _progress,
+    _replicas,
+    _sql,
+    _terms,
+    _tuning,
+)
 from ._bootstrap import (
     State,
     analyze,
@@ -63,7 +74,16 @@ from ._bootstrap import (
 )
 from ._catalog import IndexInfo, read_indexes
 from ._driver import aread, aread_inside, read, read_inside
-from ._engine import Connectable, Engines, Transactions, abegin, aretrying, begin, retrying
+from ._engine import (
+    Connectable,
+    Engines,
+    Transactions,
+    abegin,
+    aretrying,
+    begin,
+    normalise_url,
+    retrying,
+)
 from ._errors import Access, InvalidInputError, PerformanceWarning, PGVecError, SchemaError
 from ._filters import IndexKind, compile_filter, validate_filter
 from ._index_specs import IndexSpec
@@ -86,6 +106,7 @@ from ._validate import (
 )
 
 Filter = Mapping[str, Any]
+_R = TypeVar("_R")
 #: what :meth:`PGVecStore.index` and :meth:`PGVecStore.aindex` index: a LangChain document
 #: loader or an iterable of Documents (or, for ``aindex`` only, an async iterable)
 DocumentSource = BaseLoader | Iterable[Document] | AsyncIterable[Document]
@@ -124,6 +145,12 @@ def _fused(rows: Iterable[Sequence[Any]]) -> list[tuple[Document, float]]:
 def _in_order(documents: list[Document], ids: Sequence[str]) -> list[Document]:
     by_id = {doc.id: doc for doc in documents}
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+
+
+def _first_then(steps: Steps, make: Callable[[], Steps]) -> Callable[[], Steps]:
+    """``steps`` at the first call, fresh ones from ``make`` at the next."""
+    made = [steps]
+    return lambda: made.pop() if made else make()
 
 
 def _writable(state: State | None) -> State:
@@ -227,10 +254,28 @@ class PGVecStore(VectorStore):
         share_engines: Share the engines (and their connections) of this process's
             other stores made from the same URL and arguments (default); False for
             engines of this store's own.
+        read_replicas: URLs of PostgreSQL streaming replicas of ``connection``'s
+            server. Searches and reads (``get``, ``get_by_ids``, ``count``, every
+            search, ``explain``) go to them in turn; writes, DDL, ``transaction()``
+            blocks and the store's reads of its tables' state go to the primary. A
+            replica that fails is skipped for a while (1 s, doubling to 30 s) and the
+            read is retried on the next, the primary last. Each replica gets engines
+            as the primary's (``engine_kwargs``, ``prepared_statements``).
+        read_your_writes: After this store's write commits, a read waits (up to
+            ``replica_wait``) until the chosen replica has replayed it, else reads on
+            the primary; one ``pg_current_wal_lsn()`` more per write. True by
+            default: add-then-search is how a vector store is used, and without it a
+            lagging replica silently misses what was just added. False for stores
+            that may read slightly stale data.
+        replica_wait: Seconds a read after a write waits for a replica to replay it
+            (0 to 60; default 0.5: a healthy replica replays in milliseconds, and one
+            further behind is slower than reading on the primary).
 
     Raises:
         InvalidInputError: ``collection_name`` is not a non-empty string PostgreSQL can
-            store, or is over 2,000 bytes; ``statement_timeout`` is too large.
+            store, or is over 2,000 bytes; ``statement_timeout`` is too large;
+            ``read_replicas`` is not a list of distinct PostgreSQL URLs,
+            ``read_your_writes`` not a bool, or ``replica_wait`` not from 0 to 60.
         SchemaError: A schema or table name, ``vector_type``, ``embedding_length`` or
             text search configuration that cannot be used.
         ValueError: ``distance_strategy`` is not a :class:`DistanceStrategy` value.
@@ -275,6 +320,9 @@ class PGVecStore(VectorStore):
         engine_kwargs: dict[str, Any] | None = None,
         prepared_statements: bool | None = None,
         share_engines: bool = True,
+        read_replicas: Sequence[str | URL] | None = None,
+        read_your_writes: bool = True,
+        replica_wait: float = _replicas.DEFAULT_WAIT,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
             raise InvalidInputError(
@@ -282,6 +330,9 @@ class PGVecStore(VectorStore):
             )
         check_string(collection_name, "collection_name")
         check_key(collection_name, "collection_name")
+        replica_urls = _replicas.check_replicas(read_replicas, normalise_url)
+        ryw = _replicas.check_flag(read_your_writes, "read_your_writes")
+        wait = _replicas.check_wait(replica_wait)
         self._embeddings = embeddings
         self.collection_name = collection_name
         self.distance_strategy = _strategy(distance_strategy)
@@ -306,6 +357,15 @@ class PGVecStore(VectorStore):
         )
         self._engines = Engines.open(
             connection, engine_kwargs, prepared_statements, share=share_engines
+        )
+        #: the replicas searches and reads go to (none: the primary)
+        self._replicas = _replicas.Replicas(
+            [
+                Engines.open(url, engine_kwargs, prepared_statements, share=share_engines)
+                for url in replica_urls
+            ],
+            ryw,
+            wait,
         )
         self._table_key = table_key(self._engines.url, self._spec)
         role = self._engines.url.username
@@ -482,6 +542,46 @@ class PGVecStore(VectorStore):
             self._engines.async_, prelude=self._prelude(), access=self._read_access
         )
 
+    def _select(self, statement: Any, use: Callable[[Result[Any]], _R]) -> _R:
+        """``use`` the result of a read that is not a search.
+
+        On a replica (see :mod:`._replicas`), else on the primary; inside
+        :meth:`transaction`, on its connection.
+        """
+
+        def on_primary() -> _R:
+            with self._reading() as conn:
+                return use(conn.execute(statement))
+
+        if not self._replicas or self._tx.current() is not None:
+            return on_primary()
+        return _replicas.execute(
+            self._replicas,
+            self._engines,
+            statement,
+            use,
+            lambda engine: begin(engine, prelude=self._prelude(), access=self._read_access),
+            on_primary,
+        )
+
+    async def _aselect(self, statement: Any, use: Callable[[Result[Any]], _R]) -> _R:
+        """Async twin of :meth:`_select`."""
+
+        async def on_primary() -> _R:
+            async with self._areading() as conn:
+                return use(await conn.execute(statement))
+
+        if not self._replicas or self._tx.current() is not None:
+            return await on_primary()
+        return await _replicas.aexecute(
+            self._replicas,
+            self._engines,
+            statement,
+            use,
+            lambda engine: abegin(engine, prelude=self._prelude(), access=self._read_access),
+            on_primary,
+        )
+
     def _connection(self, access: Access) -> AbstractContextManager[Connection]:
         """A transaction for the statements of this store's record managers.
 
@@ -522,11 +622,14 @@ class PGVecStore(VectorStore):
 
         The state, row estimate included, is then read again. Inside
         :meth:`transaction` the rows are counted when it commits (see :meth:`_deferred`).
+        With read replicas, the primary's WAL position is recorded for reads to wait
+        for (:func:`_replicas.record_write`).
         A full-text store also folds its collection's term statistics, with the refresh
         or every :data:`COMPACT_EVERY` writes.
         """
         if self._deferred(added, removed):
             return
+        _replicas.record_write(self._replicas, self._engines)
         tables = self._changes(added, removed)
         if tables is not None and self._refresh_statistics(tables, "planner"):
             self._changed = 0
@@ -538,6 +641,7 @@ class PGVecStore(VectorStore):
         """Async twin of :meth:`_wrote`."""
         if self._deferred(added, removed):
             return
+        await _replicas.arecord_write(self._replicas, self._engines)
         tables = self._changes(added, removed)
         if tables is not None and await self._arefresh_statistics(tables, "planner"):
             self._changed = 0
@@ -954,9 +1058,8 @@ class PGVecStore(VectorStore):
         state = self._ensure()
         if not ids or state is None or state.collection_id is None:
             return []
-        with self._reading() as conn:
-            rows = conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
-            return _in_order(_documents(rows), ids)
+        statement = _sql.get_by_ids(state.tables, state.collection_id, ids)
+        return self._select(statement, lambda rows: _in_order(_documents(rows), ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async twin of :meth:`get_by_ids`."""
@@ -964,9 +1067,8 @@ class PGVecStore(VectorStore):
         state = await self._aensure()
         if not ids or state is None or state.collection_id is None:
             return []
-        async with self._areading() as conn:
-            rows = await conn.execute(_sql.get_by_ids(state.tables, state.collection_id, ids))
-            return _in_order(_documents(rows), ids)
+        statement = _sql.get_by_ids(state.tables, state.collection_id, ids)
+        return await self._aselect(statement, lambda rows: _in_order(_documents(rows), ids))
 
     def get(
         self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
@@ -1004,8 +1106,7 @@ class PGVecStore(VectorStore):
             limit=limit,
             offset=offset,
         )
-        with self._reading() as conn:
-            return _documents(conn.execute(statement))
+        return self._select(statement, _documents)
 
     async def aget(
         self, filter: Filter | None = None, *, limit: int | None = None, offset: int = 0
@@ -1023,8 +1124,7 @@ class PGVecStore(VectorStore):
             limit=limit,
             offset=offset,
         )
-        async with self._areading() as conn:
-            return _documents(await conn.execute(statement))
+        return await self._aselect(statement, _documents)
 
     @staticmethod
     def _check_page(limit: int | None, offset: int) -> None:
@@ -1055,8 +1155,7 @@ class PGVecStore(VectorStore):
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
-        with self._reading() as conn:
-            return int(conn.execute(statement).scalar_one())
+        return self._select(statement, lambda result: int(result.scalar_one()))
 
     async def acount(self, filter: Filter | None = None) -> int:
         """Async twin of :meth:`count`."""
@@ -1065,8 +1164,7 @@ class PGVecStore(VectorStore):
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return 0
         statement = _sql.count(state.tables, state.collection_id, self._where(state, filter))
-        async with self._areading() as conn:
-            return int((await conn.execute(statement)).scalar_one())
+        return await self._aselect(statement, lambda result: int(result.scalar_one()))
 
     # ------------------------------------------------------------------ deleting
 
@@ -1408,7 +1506,7 @@ class PGVecStore(VectorStore):
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        return _scored(self._run(self._steps(state, embedding, k, filter, kwargs)))
+        return _scored(self._run(lambda: self._steps(state, embedding, k, filter, kwargs)))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -1419,27 +1517,47 @@ class PGVecStore(VectorStore):
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        return _scored(await self._arun(self._steps(state, embedding, k, filter, kwargs)))
+        return _scored(await self._arun(lambda: self._steps(state, embedding, k, filter, kwargs)))
 
-    def _run(self, steps: Steps) -> list[Any]:
+    def _run(self, make: Callable[[], Steps]) -> list[Any]:
         """The rows of a search's steps (the same generator for both runners).
 
-        Inside :meth:`transaction`, on its connection: a search sees what the
-        transaction wrote.
+        ``make`` makes the steps: once before any I/O (it checks the request), and
+        again for each further server a read is tried on (a replica that failed, see
+        :mod:`._replicas`). Inside :meth:`transaction`, on its connection: a search
+        sees what the transaction wrote.
         """
+        steps = make()
         engine = self._engines.sync  # made first: it makes the store's own connection
         if self._tx.current() is not None:
             with self._tx.begin(engine, access=self._read_access) as conn:
                 return read_inside(conn, steps)
-        return read(engine, self._engines.reads, steps, self._read_access)
+        if not self._replicas:
+            return read(engine, self._engines.reads, steps, self._read_access)
+        return _replicas.read(
+            self._replicas,
+            self._engines,
+            _first_then(steps, make),
+            self._read_access,
+            lambda again: read(engine, self._engines.reads, again, self._read_access),
+        )
 
-    async def _arun(self, steps: Steps) -> list[Any]:
+    async def _arun(self, make: Callable[[], Steps]) -> list[Any]:
         """Async twin of :meth:`_run`."""
+        steps = make()
         engine = self._engines.async_  # made first: it makes the store's own connection
         if self._tx.current() is not None:
             async with self._tx.abegin(engine, access=self._read_access) as conn:
                 return await aread_inside(conn, steps)
-        return await aread(engine, self._engines.areads, steps, self._read_access)
+        if not self._replicas:
+            return await aread(engine, self._engines.areads, steps, self._read_access)
+        return await _replicas.aread(
+            self._replicas,
+            self._engines,
+            _first_then(steps, make),
+            self._read_access,
+            lambda again: aread(engine, self._engines.areads, again, self._read_access),
+        )
 
     @property
     def _planner(self) -> Planner:
@@ -1674,10 +1792,10 @@ class PGVecStore(VectorStore):
         if not k or not fetch_k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        return _scored(
-            _mmr.chosen(embedding, self._run(steps), k, lambda_mult, state.tables.spec.vector_type)
+        rows = self._run(
+            lambda: self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
         )
+        return _scored(_mmr.chosen(embedding, rows, k, lambda_mult, state.tables.spec.vector_type))
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -1696,8 +1814,9 @@ class PGVecStore(VectorStore):
         if not k or not fetch_k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
-        rows = await self._arun(steps)
+        rows = await self._arun(
+            lambda: self._steps(state, embedding, fetch_k, filter, kwargs, with_vectors=True)
+        )
         return _scored(_mmr.chosen(embedding, rows, k, lambda_mult, state.tables.spec.vector_type))
 
     def max_marginal_relevance_search_by_vector(
@@ -1886,10 +2005,13 @@ class PGVecStore(VectorStore):
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._hybrid_steps(
-            state, vector, query, k, filter, fetch_k, rrf_k, weights, fusion, bm25, kwargs
+        return _fused(
+            self._run(
+                lambda: self._hybrid_steps(
+                    state, vector, query, k, filter, fetch_k, rrf_k, weights, fusion, bm25, kwargs
+                )
+            )
         )
-        return _fused(self._run(steps))
 
     async def ahybrid_search_with_score(
         self,
@@ -1912,10 +2034,13 @@ class PGVecStore(VectorStore):
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._hybrid_steps(
-            state, vector, query, k, filter, fetch_k, rrf_k, weights, fusion, bm25, kwargs
+        return _fused(
+            await self._arun(
+                lambda: self._hybrid_steps(
+                    state, vector, query, k, filter, fetch_k, rrf_k, weights, fusion, bm25, kwargs
+                )
+            )
         )
-        return _fused(await self._arun(steps))
 
     def _hybrid_args(
         self,
@@ -2067,8 +2192,7 @@ class PGVecStore(VectorStore):
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._full_text_steps(state, query, k, filter, bm25)
-        return _fused(self._run(steps))
+        return _fused(self._run(lambda: self._full_text_steps(state, query, k, filter, bm25)))
 
     async def afull_text_search_with_score(
         self,
@@ -2087,8 +2211,9 @@ class PGVecStore(VectorStore):
         if not k or state is None or state.collection_id is None:
             validate_filter(filter)  # a bad filter is an error even with nothing to search
             return []
-        steps = self._full_text_steps(state, query, k, filter, bm25)
-        return _fused(await self._arun(steps))
+        return _fused(
+            await self._arun(lambda: self._full_text_steps(state, query, k, filter, bm25))
+        )
 
     def _full_text_steps(
         self, state: State, query: str, k: int, filter: Filter | None, bm25: tuple[float, float]
@@ -2483,8 +2608,13 @@ class PGVecStore(VectorStore):
             self._embeddings.embed_query(check_query(query)) if isinstance(query, str) else query
         )
         state = self._ensure(len(vector))
-        steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
-        return _plan_text(self._run(steps))
+        return _plan_text(
+            self._run(
+                lambda: self._explained(
+                    state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze
+                )
+            )
+        )
 
     async def aexplain(
         self,
@@ -2505,8 +2635,13 @@ class PGVecStore(VectorStore):
             else query
         )
         state = await self._aensure(len(vector))
-        steps = self._explained(state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze)
-        return _plan_text(await self._arun(steps))
+        return _plan_text(
+            await self._arun(
+                lambda: self._explained(
+                    state, vector, k, filter, mmr, fetch_k, search_kwargs, analyze
+                )
+            )
+        )
 
     @staticmethod
     def _explain_args(query: object, k: int, mmr: bool, fetch_k: int) -> None:
@@ -2667,11 +2802,15 @@ class PGVecStore(VectorStore):
         using it after the first close opened, if no other store shares the engines).
         """
         self._engines.dispose(store_done=not self._closed)
+        if not self._closed:
+            self._replicas.close()
         self._closed = True
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
         await self._engines.adispose(store_done=not self._closed)
+        if not self._closed:
+            await self._replicas.aclose()
         self._closed = True
 
     def __repr__(self) -> str:
