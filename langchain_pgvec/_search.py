@@ -485,20 +485,6 @@ class Planner:
                 self._statements.put(key, compiled)
         return Step(compiled.driver, request.vector, self._gucs(plan.gucs), compiled.statement)
 
-    def full_text_steps(
-        self,
-        state: State,
-        text: str,
-        k: int,
-        where: ColumnElement[bool] | None,
-        shape: str | None,
-        bm25: tuple[float, float],
-        settings: SearchSettings,
-    ) -> Steps:
-        """The statements of one keyword search; returns ``(id, content, metadata,
-        BM25 score)`` tuples, best first."""
-        return (yield from self.keyword_steps(state, where, shape, text, k, bm25, settings))
-
     def keyword_steps(
         self,
         state: State,
@@ -509,9 +495,9 @@ class Planner:
         bm25: tuple[float, float],
         settings: SearchSettings,
     ) -> Steps:
-        """The keyword leg (see :mod:`._hybrid`): the query's term statistics, then the
-        candidates ranked; returns the ``limit`` best ``(id, content, metadata, BM25
-        score)`` tuples."""
+        """A keyword search, alone or as hybrid's keyword leg (see :mod:`._hybrid`): the
+        query's term statistics, then the candidates ranked; returns the ``limit`` best
+        ``(id, content, metadata, BM25 score)`` tuples."""
         query = _hybrid.parse(text)
         if not query.words.strip() or not limit:
             return []

@@ -2220,8 +2220,8 @@ class PGVecStore(VectorStore):
     ) -> Steps:
         _hybrid.check_search(state.tables, query, present=state.full_text)
         where, shape = self._planner.scoped(state, filter)
-        return self._planner.full_text_steps(
-            state, query, k, where, shape, bm25, self.search_settings
+        return self._planner.keyword_steps(
+            state, where, shape, query, k, bm25, self.search_settings
         )
 
     def full_text_search(
