@@ -227,9 +227,11 @@ async def test_collections_of_very_different_sizes_share_one_index(
     assert_iterative(await run(medium.store, "explain", vector, K), name, kind)
     # few rows: ranked exactly, without the vector index
     assert name not in await run(small.store, "explain", vector, K)
-    # a filter narrowing the large collection to 890 rows goes through the index,
+    # a filter narrowing the large collection to 890 rows takes the iterative route
+    # (through the index under HNSW; IVFFlat's probes for a 9% share are enough for
+    # PostgreSQL to price ranking those rows itself lower, depending on its statistics),
     # the medium collection's 100 are ranked exactly
-    assert name in await run(large.store, "explain", vector, K, {"g": 3})
+    assert_iterative(await run(large.store, "explain", vector, K, {"g": 3}), name, kind)
     assert name not in await run(medium.store, "explain", vector, K, {"g": 3})
 
 
