@@ -19,12 +19,13 @@ from sqlalchemy import URL, Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateSchema
 
-from . import _sql, _terms
+from . import _partitions, _sql, _terms
 from ._catalog import (
     IndexInfo,
     approx_rows,
     extension_version,
     has_column,
+    is_partitioned,
     may_analyze,
     owns,
     read_indexes,
@@ -35,7 +36,15 @@ from ._catalog import (
     vector_column,
 )
 from ._errors import DimensionMismatchError, ExtensionError, SchemaError
-from ._schema import TSV_COLUMN, AddColumn, MainStorage, Tables, TableSpec, mapped_tables
+from ._schema import (
+    TSV_COLUMN,
+    AddColumn,
+    LockTable,
+    MainStorage,
+    Tables,
+    TableSpec,
+    mapped_tables,
+)
 
 
 @dataclass(frozen=True)
@@ -85,9 +94,21 @@ def changed(key: TableKey) -> None:
         _EPOCHS[key] = _EPOCHS.get(key, 0) + 1
 
 
-def analyze(conn: Connection, tables: Tables, scope: Literal["table", "planner"]) -> None:
-    """Bring the embedding table's statistics up to date (see :func:`_sql.analyze`)."""
-    conn.execute(_sql.analyze(tables, scope))
+def analyze(
+    conn: Connection,
+    tables: Tables,
+    scope: Literal["table", "planner"],
+    cid: uuid.UUID | None = None,
+) -> None:
+    """Bring the embedding table's statistics up to date (see :func:`_sql.analyze`).
+
+    Of a partitioned table, for the ``"planner"`` scope with ``cid``, only collection
+    ``cid``'s partition: its searches read that partition, planned by its statistics.
+    """
+    partition = None
+    if tables.spec.partitioned and cid is not None and scope == "planner":
+        partition = _partitions.of(conn, tables, cid)
+    conn.execute(_sql.analyze(tables, scope, partition))
 
 
 def tidy_text(conn: Connection, tables: Tables, cid: uuid.UUID, *, pending: bool) -> None:
@@ -99,7 +120,10 @@ def tidy_text(conn: Connection, tables: Tables, cid: uuid.UUID, *, pending: bool
     """
     conn.execute(_terms.compact(tables, cid))
     if pending:
-        conn.execute(_terms.clean_pending(tables))
+        if not tables.spec.partitioned:
+            conn.execute(_terms.clean_pending(tables))
+        elif (partition := _partitions.of(conn, tables, cid)) is not None:
+            conn.execute(_terms.clean_pending(tables, partition.name))
 
 
 def dimension_error(
@@ -124,22 +148,53 @@ def lock_collection(
     """
     cid: uuid.UUID | None = conn.execute(_sql.lock_collection(tables, name)).scalar()
     if cid is None:
-        conn.execute(_sql.create_collection(tables, name, metadata))
+        create_collection(conn, tables, name, metadata)
         cid = conn.execute(_sql.lock_collection(tables, name)).scalar_one()
     return cid
 
 
+def create_collection(
+    conn: Connection, tables: Tables, name: str, metadata: dict[str, Any] | None
+) -> uuid.UUID:
+    """Create collection ``name`` unless it exists (a concurrent creator wins), with its
+    partition when the table is partitioned; its id."""
+    if tables.spec.partitioned:
+        # one creator at a time, each taking the collection table's lock before the
+        # embedding table's (as deleting does): attaching a partition adds its foreign
+        # key, which locks the collection table against the inserts of other creators
+        _partitions.check_owner(conn, tables.spec, f"creating collection {name!r}")
+        conn.execute(LockTable(tables.collection))
+    created: uuid.UUID | None = conn.execute(
+        _sql.create_collection(tables, name, metadata)
+    ).scalar()
+    if created is None:  # it exists: made meanwhile by another store
+        existing: uuid.UUID = conn.execute(_sql.collection_id(tables, name)).scalar_one()
+        return existing
+    if tables.spec.partitioned:
+        _partitions.create(conn, tables, created)
+    return created
+
+
 def drop_collection(conn: Connection, tables: Tables, name: str) -> int:
-    """Delete collection ``name`` and its documents; how many documents went.
+    """Delete collection ``name`` and its documents; how many documents went (of a
+    partitioned table 0: they go with their partition, uncounted).
 
     The collection row is locked first (``FOR UPDATE``), as writers lock it (``FOR KEY
     SHARE``) before their rows: a write in flight commits before the delete begins, and
     a write that comes after waits, then creates the collection anew.
     """
+    if tables.spec.partitioned:
+        _partitions.check_owner(conn, tables.spec, f"deleting collection {name!r}")
+        # the collection table's lock first, as creators take theirs (no deadlock)
+        conn.execute(LockTable(tables.collection, "ROW EXCLUSIVE"))
     cid = conn.execute(_sql.collection_id(tables, name).with_for_update()).scalar()
     if cid is None:
         return 0
-    removed = conn.execute(_sql.delete_where(tables, cid, None)).rowcount
+    removed = 0
+    if tables.spec.partitioned:
+        _partitions.drop(conn, tables, cid)
+    else:
+        removed = conn.execute(_sql.delete_where(tables, cid, None)).rowcount
     conn.execute(_sql.delete_collection(tables, name))
     if tables.spec.text_search_config is not None and term_triggers(conn, tables.spec):
         conn.execute(_terms.forget(tables, cid))  # the deltas the delete just appended too
@@ -182,7 +237,7 @@ def _create_terms(conn: Connection, tables: Tables) -> None:
     """The statistics table, its function and triggers, and the backfill (from nothing:
     a partial earlier attempt is dropped first)."""
     terms = _terms.terms_table(tables.spec)
-    conn.execute(_terms.LockTable(tables.embedding))
+    conn.execute(LockTable(tables.embedding))
     conn.execute(MainStorage(tables.embedding, TSV_COLUMN))  # rows written from now on
     for event in _terms.EVENTS:
         conn.execute(_terms.DropTrigger(tables.embedding, event))
@@ -197,6 +252,32 @@ def _create_terms(conn: Connection, tables: Tables) -> None:
     # the embedding table
     for role, privileges in table_grants(conn, tables.spec).items():
         conn.execute(_sql.Grant(privileges, [terms], role))
+
+
+def partition_mismatch(spec: TableSpec, partitioned: bool) -> str:
+    """The message for a store whose ``partitioned`` differs from its existing table's."""
+    table = spec.qualified_embedding_table
+    if partitioned:
+        return (
+            f"table {table!r} is partitioned by collection, but the store was made with "
+            "partitioned=False; pass partitioned=True (or leave it unset to follow the "
+            "table), or use another embedding_table"
+        )
+    return (
+        f"table {table!r} is not partitioned, but the store was made with partitioned=True; "
+        "a table is partitioned when it is created: leave partitioned unset to use this one, "
+        "or pass another embedding_table for a partitioned one (`pgvec migrate` copies "
+        "collections between tables)"
+    )
+
+
+def _rows(conn: Connection, tables: Tables, cid: uuid.UUID | None) -> int:
+    """The planner's row estimate of what the collection's searches read: the table,
+    or of a partitioned table the collection's partition."""
+    if tables.spec.partitioned and cid is not None:
+        partition = _partitions.of(conn, tables, cid)
+        return 0 if partition is None else approx_rows(conn, tables.spec, partition.name)
+    return approx_rows(conn, tables.spec)
 
 
 def version_of(extension_version: str) -> tuple[int, ...]:
@@ -307,7 +388,9 @@ def ensure(
                 f"the store was configured with embedding_length={spec.dimension}, but the "
                 f"vectors given have {dimension} dimensions; pass the right embedding_length"
             )
-        tables = mapped_tables(dataclasses.replace(spec, dimension=dim))
+        tables = mapped_tables(
+            dataclasses.replace(spec, dimension=dim, partitioned=bool(spec.partitioned))
+        )
         conn.execute(
             select(func.pg_advisory_xact_lock(func.hashtext(spec.qualified_embedding_table)))
         )
@@ -332,18 +415,22 @@ def ensure(
                 )
             if dimension is not None and dimension != table_dim:
                 raise dimension_error(spec, table_dim, dimension, "the embedding")
-        tables = mapped_tables(dataclasses.replace(spec, dimension=table_dim))
+        partitioned = is_partitioned(conn, spec)
+        if spec.partitioned is not None and spec.partitioned != partitioned:
+            raise SchemaError(partition_mismatch(spec, partitioned))
+        tables = mapped_tables(
+            dataclasses.replace(spec, dimension=table_dim, partitioned=partitioned)
+        )
         if spec.text_search_config is not None:
             full_text = _ensure_full_text(conn, tables)
     cid: uuid.UUID | None = conn.execute(_sql.collection_id(tables, collection)).scalar()
     if cid is None and create:
-        conn.execute(_sql.create_collection(tables, collection, collection_metadata))
-        cid = conn.execute(_sql.collection_id(tables, collection)).scalar_one()
+        cid = create_collection(conn, tables, collection, collection_metadata)
     return State(
         tables=tables,
         collection_id=cid,
         extension_version=version,
-        approx_rows=approx_rows(conn, spec),
+        approx_rows=_rows(conn, tables, cid),
         indexes=tuple(read_indexes(conn, spec)),
         settings=read_settings(conn),
         can_analyze=may_analyze(conn, spec),

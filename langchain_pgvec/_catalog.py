@@ -31,7 +31,11 @@ LIST_INDEXES = text(
     "ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
     "      FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS columns, "
     "(SELECT o.opcname FROM pg_opclass o WHERE o.oid = x.indclass[0]) AS opclass, "
-    "pg_relation_size(i.oid) AS size_bytes, "
+    # a partitioned index is empty itself: its partitions' indexes hold the data
+    "CASE WHEN i.relkind = 'I' THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) "
+    "FROM pg_partition_tree(i.oid) AS p WHERE p.isleaf) "
+    "ELSE pg_relation_size(i.oid) END AS size_bytes, "
+    "i.relkind = 'I' AS partitioned, "
     "pg_get_indexdef(x.indexrelid) AS definition, "
     "pg_get_expr(x.indpred, x.indrelid) AS predicate, "
     "x.indexprs IS NOT NULL AS expression, "
@@ -62,7 +66,8 @@ RELATION = text(
 """The relation called ``:name`` in ``:schema`` and, for an index, its table."""
 
 PROGRESS = text(
-    "SELECT phase, blocks_total, blocks_done, tuples_total, tuples_done "
+    "SELECT phase, blocks_total, blocks_done, tuples_total, tuples_done, "
+    "partitions_total, partitions_done "
     "FROM pg_stat_progress_create_index WHERE pid = :pid"
 )
 """The progress of the index build running in backend ``:pid``."""
@@ -87,6 +92,8 @@ class IndexInfo:
         valid: False for the leftover of a failed ``CREATE INDEX CONCURRENTLY``, which
             queries never use; drop it and build it again.
         options: The storage parameters, e.g. ``("m=16", "ef_construction=64")``.
+        partitioned: Whether it is the index of a partitioned table: one index per
+            partition (collection), ``size_bytes`` their sum.
     """
 
     name: str
@@ -102,6 +109,7 @@ class IndexInfo:
     primary: bool = False
     valid: bool = True
     options: tuple[str, ...] = ()
+    partitioned: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> IndexInfo:
@@ -127,6 +135,7 @@ class IndexInfo:
             primary=bool(row.is_primary),
             valid=bool(row.valid),
             options=tuple(row.options),
+            partitioned=bool(row.partitioned),
         )
 
     @property
@@ -144,6 +153,14 @@ class IndexInfo:
     def parameters(self) -> dict[str, str]:
         """The storage parameters as a dict, e.g. ``{"m": "16", "ef_construction": "64"}``."""
         return dict(option.split("=", 1) for option in self.options if "=" in option)
+
+    @property
+    def per_collection(self) -> bool:
+        """Whether a collection has the index to itself.
+
+        A partial index over the collection, or the index of its own partition.
+        """
+        return self.partial or self.partitioned
 
     def serves(self, opclass: str, collection_id: uuid.UUID | None) -> bool:
         """Whether searches of ``collection_id`` with this opclass's operator can use it.
@@ -168,9 +185,10 @@ class IndexInfo:
 
 def relation_problem(name: str, table: str, row: Any) -> SchemaError | None:
     """The error for a name taken by something other than an index on ``table``."""
-    if row is None or (row.kind == "i" and row.table_name == table):
+    index = row is not None and row.kind in ("i", "I")
+    if row is None or (index and row.table_name == table):
         return None
-    what = f"an index on table {row.table_name!r}" if row.kind == "i" else "another relation"
+    what = f"an index on table {row.table_name!r}" if index else "another relation"
     return SchemaError(
         f"the name {name!r} belongs to {what}, not to an index on table {table!r}; "
         "pass another name=..."
@@ -223,10 +241,42 @@ def read_indexes(conn: Connection, spec: TableSpec) -> list[IndexInfo]:
     return [IndexInfo.from_row(row) for row in conn.execute(LIST_INDEXES, _table_params(spec))]
 
 
-def approx_rows(conn: Connection, spec: TableSpec) -> int:
-    """The planner's row estimate of the embedding table; 0 before its first ANALYZE."""
-    rows = conn.execute(TABLE_ROWS, _table_params(spec)).scalar()
+def approx_rows(conn: Connection, spec: TableSpec, table: str | None = None) -> int:
+    """The planner's row estimate of the embedding table; 0 before its first ANALYZE.
+
+    Of ``table`` instead, when given: a partition beside it.
+    """
+    params = _table_params(spec) if table is None else {"table": table, "schema": spec.schema}
+    rows = conn.execute(TABLE_ROWS, params).scalar()
     return max(0, int(rows or 0))
+
+
+_PARTITIONED = text(
+    "SELECT t.relkind = 'p' FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "WHERE " + _TABLE_WHERE
+)
+_PARTITION = text(
+    "SELECT c.relname FROM pg_inherits i "
+    "JOIN pg_class c ON c.oid = i.inhrelid "
+    "JOIN pg_class t ON t.oid = i.inhparent "
+    "JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "WHERE " + _TABLE_WHERE + " AND pg_get_expr(c.relpartbound, c.oid) = :bound"
+)
+
+
+def is_partitioned(conn: Connection, spec: TableSpec) -> bool:
+    """Whether the embedding table is a partitioned table."""
+    return bool(conn.execute(_PARTITIONED, _table_params(spec)).scalar())
+
+
+def partition_of(conn: Connection, spec: TableSpec, bound: str) -> str | None:
+    """The name of the embedding table's partition of bound ``bound``; None if none.
+
+    ``bound`` as PostgreSQL prints it: ``FOR VALUES IN ('<uuid>')``.
+    """
+    params = {**_table_params(spec), "bound": bound}
+    name = conn.execute(_PARTITION, params).scalar()
+    return None if name is None else str(name)
 
 
 _MAY_ANALYZE = text(
@@ -352,13 +402,15 @@ _EMBEDDING_TABLES = text(
     "AND NOT a.attisdropped "
     "JOIN pg_type t ON t.oid = a.atttypid "
     "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relkind IN ('r', 'p') "
+    "AND NOT c.relispartition "
     "AND t.typname IN ('vector', 'halfvec') "
     "AND EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid "
     "AND k.attname = 'collection_id' AND NOT k.attisdropped) "
     "ORDER BY c.relname"
 )
 _TABLE_SIZE = text(
-    "SELECT pg_total_relation_size(c.oid) FROM pg_class c "
+    "SELECT (SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(c.oid) AS p) "
+    "FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table"
 )

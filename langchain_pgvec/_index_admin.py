@@ -140,6 +140,11 @@ def _drop(conn: Connection, spec: TableSpec, name: str, concurrently: bool) -> _
     existing = find_index(conn, spec, name)
     if existing is None:
         return None
+    if existing.partitioned and concurrently:
+        raise InvalidInputError(
+            f"index {name!r} is the index of a partitioned table, which PostgreSQL cannot "
+            "drop CONCURRENTLY; pass concurrently=False"
+        )
     if existing.primary:
         raise SchemaError(
             f"index {name!r} is the primary key of table {spec.qualified_embedding_table!r}, "
@@ -230,6 +235,8 @@ def vector_plan(
     tables = state.tables
     table_spec = tables.spec
     collection_id: uuid.UUID | None = None
+    if table_spec.partitioned:
+        _partitioned_build(table_spec, concurrently, per_collection)
     if per_collection:
         if state.collection_id is None:
             raise SchemaError(
@@ -287,11 +294,29 @@ def vector_plan(
     )
 
 
+def _partitioned_build(spec: TableSpec, concurrently: bool, per_collection: bool) -> None:
+    """Refuse what an index of a partitioned table cannot be, before any I/O."""
+    table = spec.qualified_embedding_table
+    if concurrently:
+        raise InvalidInputError(
+            f"table {table!r} is partitioned by collection: its index is built one "
+            "partition after another in one statement, which PostgreSQL cannot run "
+            "CONCURRENTLY; pass concurrently=False (the build blocks writes, not searches)"
+        )
+    if per_collection:
+        raise InvalidInputError(
+            f"table {table!r} is partitioned by collection: every index has one graph per "
+            "collection already; create_index() without per_collection"
+        )
+
+
 def metadata_plan(
     state: State, field: str, kind: IndexKind, name: str | None, concurrently: bool
 ) -> Plan:
     """The plan of a btree index on a metadata field's typed expression."""
     tables = state.tables
+    if tables.spec.partitioned:
+        _partitioned_build(tables.spec, concurrently, False)
     # validates field and kind (FilterError) before anything runs
     _index_specs.metadata_index("_", tables.embedding, field, kind)
     if name is None:

@@ -397,7 +397,13 @@ def unindexed_advice(
 
 
 def progress_of(row: Any) -> tuple[str, int, int | None, str]:
-    """(phase, done, total, unit) of a :data:`PROGRESS` row: blocks if known, else tuples."""
+    """(phase, done, total, unit) of a :data:`PROGRESS` row.
+
+    Partitions for the index of a partitioned table (one build per partition), else
+    blocks if known, else tuples.
+    """
+    if row.partitions_total:
+        return row.phase, int(row.partitions_done or 0), int(row.partitions_total), "partition"
     if row.blocks_total:
         return row.phase, int(row.blocks_done or 0), int(row.blocks_total), "block"
     if row.tuples_total:

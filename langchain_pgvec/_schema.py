@@ -311,6 +311,30 @@ def _compile_main_storage(element: MainStorage, compiler: Any, **kw: Any) -> str
     return "ALTER TABLE " + table + " ALTER COLUMN " + column + " SET STORAGE MAIN"
 
 
+LockMode = Literal["ROW EXCLUSIVE", "SHARE ROW EXCLUSIVE"]
+
+
+class LockTable(ExecutableDDLElement):
+    """``LOCK TABLE t IN <mode> MODE``, until the transaction ends.
+
+    ``SHARE ROW EXCLUSIVE`` (the default): writers wait, readers go on, and no two
+    holders at once. ``ROW EXCLUSIVE``: what a write takes anyway, taken first.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, table: Table, mode: LockMode = "SHARE ROW EXCLUSIVE") -> None:
+        self.table = table
+        self.mode = mode
+
+
+@compiles(LockTable)
+def _compile_lock(element: LockTable, compiler: Any, **kw: Any) -> str:
+    table: str = compiler.preparer.format_table(element.table)
+    # the mode is one of LockMode's keywords, never user input
+    return "LOCK TABLE " + table + " IN " + element.mode + " MODE"
+
+
 def cast_table(table: Any) -> Table:
     """A declarative class's ``__table__``, typed as the Table it is."""
     if not isinstance(table, Table):  # pragma: no cover - declarative always makes one
@@ -331,6 +355,9 @@ class TableSpec:
         vector_type: ``"vector"`` (float32) or ``"halfvec"`` (float16).
         text_search_config: A text search configuration (``"english"``, ...) for the
             full-text column, or None for none.
+        partitioned: Whether the embedding table is ``PARTITION BY LIST
+            (collection_id)``, one partition per collection; None: as the existing
+            table is (a new one is not partitioned).
 
     Raises:
         SchemaError: A name that is not a non-empty string of at most 48 bytes, or
@@ -345,6 +372,7 @@ class TableSpec:
     dimension: int | None = None
     vector_type: VectorType = "vector"
     text_search_config: str | None = None
+    partitioned: bool | None = None
 
     def __post_init__(self) -> None:
         for label, name in (
@@ -370,6 +398,10 @@ class TableSpec:
             raise SchemaError(
                 "collection_table and embedding_table must differ, "
                 f"both are {self.collection_table!r}"
+            )
+        if self.partitioned not in (None, True, False):
+            raise SchemaError(
+                f"partitioned must be True, False or None, got {self.partitioned!r}"
             )
         if self.vector_type not in ("vector", "halfvec"):
             raise SchemaError(
@@ -473,6 +505,7 @@ def mapped_tables(spec: TableSpec) -> Tables:
                 postgresql_using="gin",
                 postgresql_ops={"metadata": "jsonb_path_ops"},
             ),
+            {"postgresql_partition_by": "LIST (collection_id)"} if spec.partitioned else {},
         )
 
         collection_id: Mapped[uuid.UUID] = mapped_column(

@@ -163,19 +163,21 @@ def serving(state: State, strategy: DistanceStrategy) -> IndexInfo | None:
     index first, else one over the whole table; None when there is none."""
     opclass = strategy.opclass(state.tables.spec.vector_type)
     usable = [i for i in state.indexes if i.serves(opclass, state.collection_id)]
-    return next((i for i in usable if i.partial), usable[0] if usable else None)
+    return next((i for i in usable if i.per_collection), usable[0] if usable else None)
 
 
 def needs_probe(index: IndexInfo | None, filtered: bool) -> bool:
     """Whether the route depends on how many rows match (see :func:`route`)."""
-    return index is not None and (filtered or not index.partial)
+    return index is not None and (filtered or not index.per_collection)
 
 
 def route(index: IndexInfo | None, filtered: bool, facts: Facts | None, threshold: int) -> Route:
     """The route of a search (module docstring); ``facts`` as :func:`needs_probe` asks."""
     if index is None:
         return "exact"
-    if not filtered and (index.partial or (facts is not None and facts.share >= NEARLY_ALL)):
+    if not filtered and (
+        index.per_collection or (facts is not None and facts.share >= NEARLY_ALL)
+    ):
         return "index"
     if threshold and facts is not None and facts.few(threshold):
         return "exact"

@@ -132,16 +132,18 @@ def grants(tables: Tables, role: str, access: str) -> list[Grant]:
     return statements
 
 
-def analyze(tables: Tables, scope: Literal["table", "planner"] = "table") -> Analyze:
-    """``ANALYZE`` of the embedding table: every column and index expression
-    (``"table"``), or only the columns searches are planned by (``"planner"``: the
-    collection, the metadata and the full-text column; a fraction of the time, as it
-    skips the vectors, ids, texts and expression indexes)."""
+def analyze(
+    tables: Tables, scope: Literal["table", "planner"] = "table", partition: Any = None
+) -> Analyze:
+    """``ANALYZE`` of the embedding table (or of ``partition``, one of its partitions):
+    every column and index expression (``"table"``), or only the columns searches are
+    planned by (``"planner"``: the collection, the metadata and the full-text column; a
+    fraction of the time, as it skips the vectors, ids, texts and expression indexes)."""
     table = tables.embedding
     if scope == "table":
-        return Analyze(table)
+        return Analyze(table if partition is None else partition)
     wanted = ("collection_id", "metadata", "content_tsv")
-    return Analyze(table, [c for c in wanted if c in table.c])
+    return Analyze(table if partition is None else partition, [c for c in wanted if c in table.c])
 
 
 def collection_id(tables: Tables, name: str) -> Select[Any]:
@@ -160,12 +162,14 @@ def lock_collection(tables: Tables, name: str) -> Select[Any]:
 
 
 def create_collection(tables: Tables, name: str, metadata: dict[str, Any] | None = None) -> Insert:
-    """Insert the collection unless it exists (a concurrent creator wins quietly)."""
+    """Insert the collection unless it exists (a concurrent creator wins quietly); its
+    id comes back when this statement inserted it, no row when it existed."""
     collection = tables.collection
     return (
         insert(collection)
         .values(id=uuid.uuid4(), name=name, metadata=metadata or {})
         .on_conflict_do_nothing(index_elements=[collection.c.name])
+        .returning(collection.c.id)
     )
 
 
@@ -323,7 +327,11 @@ def probe(tables: Tables, cid: uuid.UUID, where: ColumnElement[bool] | None) -> 
     table's rows: the planner's estimates of both, in one round trip and no rows read."""
     table = tables.embedding
     matching = select(literal(1)).where(scope(tables, cid, where))
-    return Explain(matching.union_all(select(literal(1)).select_from(table)), json=True)
+    # what the serving index holds: the table, or of a partitioned one the partition
+    held = select(literal(1)).select_from(table)
+    if tables.spec.partitioned:
+        held = held.where(scope(tables, cid, None))
+    return Explain(matching.union_all(held), json=True)
 
 
 def get_by_ids(tables: Tables, cid: uuid.UUID, ids: Sequence[str]) -> Select[Any]:

@@ -270,6 +270,13 @@ class PGVecStore(VectorStore):
         replica_wait: Seconds a read after a write waits for a replica to replay it
             (0 to 60; default 0.5: a healthy replica replays in milliseconds, and one
             further behind is slower than reading on the primary).
+        partitioned: Whether the embedding table is partitioned by collection (``PARTITION
+            BY LIST (collection_id)``): each collection is a partition of its own, with
+            its own graph of each vector index; deleting one drops its partition. Chosen
+            when the table is created; None (default) follows the existing table (a new
+            one is not partitioned), and True or False on a table made the other way is
+            a ``SchemaError``. Only the table's owner creates and deletes collections
+            of a partitioned table.
 
     Raises:
         InvalidInputError: ``collection_name`` is not a non-empty string PostgreSQL can
@@ -323,6 +330,7 @@ class PGVecStore(VectorStore):
         read_replicas: Sequence[str | URL] | None = None,
         read_your_writes: bool = True,
         replica_wait: float = _replicas.DEFAULT_WAIT,
+        partitioned: bool | None = None,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
             raise InvalidInputError(
@@ -348,6 +356,7 @@ class PGVecStore(VectorStore):
             dimension=embedding_length,
             vector_type=vector_type,
             text_search_config="english" if full_text is True else (full_text or None),
+            partitioned=partitioned,
         )
         self._collection_metadata = dict(collection_metadata or {})
         self._create_extension = bool(create_extension)
@@ -2521,6 +2530,9 @@ class PGVecStore(VectorStore):
         self.refresh()
         changed(self._table_key)
 
+    def _collection_id(self) -> uuid.UUID | None:
+        return None if self._state is None else self._state.collection_id
+
     def _refresh_statistics(self, tables: Tables, scope: Literal["table", "planner"]) -> bool:
         """``ANALYZE`` the embedding table (see :func:`_bootstrap.analyze`); whether it did.
 
@@ -2528,7 +2540,7 @@ class PGVecStore(VectorStore):
         """
         try:
             with begin(self._engines.sync, vectors=False, access=self._write_access) as conn:
-                analyze(conn, tables, scope)
+                analyze(conn, tables, scope, self._collection_id())
         except PGVecError as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
             return False
@@ -2543,7 +2555,7 @@ class PGVecStore(VectorStore):
             async with abegin(
                 self._engines.async_, vectors=False, access=self._write_access
             ) as conn:
-                await conn.run_sync(analyze, tables, scope)
+                await conn.run_sync(analyze, tables, scope, self._collection_id())
         except PGVecError as exc:
             _log.warning("ANALYZE of %s failed: %s", tables.spec.qualified_embedding_table, exc)
             return False

@@ -32,10 +32,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    column,
     func,
     insert,
     literal,
     select,
+    table,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.compiler import compiles
@@ -200,24 +202,6 @@ def _compile_drop_trigger(element: DropTrigger, compiler: Any, **kw: Any) -> Any
     )
 
 
-class LockTable(ExecutableDDLElement):
-    """``LOCK TABLE t IN SHARE ROW EXCLUSIVE MODE``: writers wait, readers go on."""
-
-    inherit_cache = False
-
-    def __init__(self, table: Table) -> None:
-        self.table = table
-
-
-@compiles(LockTable)
-def _compile_lock(element: LockTable, compiler: Any, **kw: Any) -> Any:
-    return (
-        "LOCK TABLE "
-        + compiler.preparer.format_table(element.table)
-        + (" IN SHARE ROW EXCLUSIVE MODE")
-    )
-
-
 def backfill(tables: Tables) -> Insert:
     """The statistics of every row already in the table.
 
@@ -271,10 +255,30 @@ def forget(tables: Tables, cid: uuid.UUID) -> Any:
     )
 
 
-def clean_pending(tables: Tables) -> Any:
-    """``gin_clean_pending_list`` of the full-text GIN index (its owner may)."""
+def _regclass(schema: str | None, name: str) -> Any:
+    quoted: Any = func.quote_ident(literal(name))
+    if schema is not None:
+        quoted = func.quote_ident(literal(schema)).concat(".").concat(quoted)
+    return func.to_regclass(quoted)
+
+
+#: the columns of pg_index a partition's own index is found by
+_PG_INDEX = table("pg_index", column("indexrelid"), column("indrelid"), schema="pg_catalog")
+
+
+def clean_pending(tables: Tables, partition: str | None = None) -> Any:
+    """``gin_clean_pending_list`` of the full-text GIN index (its owner may).
+
+    Of a partitioned table, the GIN index of ``partition`` (a collection's), which
+    holds the list: the partitioned index itself holds nothing.
+    """
     spec = tables.spec
-    quoted: Any = func.quote_ident(literal(fit_name(f"{spec.embedding_table}_{TSV_COLUMN}_gin")))
-    if spec.schema is not None:
-        quoted = func.quote_ident(literal(spec.schema)).concat(".").concat(quoted)
-    return select(func.gin_clean_pending_list(func.to_regclass(quoted)))
+    index = _regclass(spec.schema, fit_name(f"{spec.embedding_table}_{TSV_COLUMN}_gin"))
+    if partition is None:
+        return select(func.gin_clean_pending_list(index))
+    tree = func.pg_partition_tree(index).table_valued("relid", "isleaf").alias("tree")
+    return (
+        select(func.gin_clean_pending_list(tree.c.relid))
+        .select_from(tree.join(_PG_INDEX, _PG_INDEX.c.indexrelid == tree.c.relid))
+        .where(tree.c.isleaf, _PG_INDEX.c.indrelid == _regclass(spec.schema, partition))
+    )

@@ -388,6 +388,7 @@ def _init(args: argparse.Namespace) -> int:
         collection_table=args.collection_table,
         embedding_table=args.embedding_table,
         full_text=args.full_text or False,
+        partitioned=True if args.partitioned else None,
     )
     try:
         store.create_tables()
@@ -563,6 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="CONFIG",
         help="add the full-text column (text search configuration, default english)",
+    )
+    init.add_argument(
+        "--partitioned",
+        action="store_true",
+        help="a new table partitioned by collection (one partition per collection)",
     )
     init.add_argument(
         "--grant", action="append", default=[], metavar="ROLE", help="an application role"

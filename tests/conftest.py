@@ -30,6 +30,31 @@ def _own_embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ["PGVEC_EMBEDDED_DIR"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _partitioned_by_default() -> Iterator[None]:
+    """With ``PGVEC_TEST_PARTITIONED=1``, every table a store creates without being told
+    otherwise is partitioned by collection: the suite runs again on partitioned stores.
+    Tables that exist are followed as they are (as stores do)."""
+    if os.environ.get("PGVEC_TEST_PARTITIONED") != "1":
+        yield
+        return
+    import dataclasses
+
+    from langchain_pgvec import _bootstrap, _catalog, _migrate, _store
+
+    original = _bootstrap.ensure
+
+    def ensure(conn: Any, spec: Any, *args: Any, **kwargs: Any) -> Any:
+        if spec.partitioned is None and _catalog.vector_column(conn, spec) is None:
+            spec = dataclasses.replace(spec, partitioned=True)
+        return original(conn, spec, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_store, "ensure", ensure)
+        patch.setattr(_migrate, "ensure", ensure)
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SQLAlchemy URL of a PostgreSQL server with pgvector, for the whole session."""

@@ -162,8 +162,10 @@ async def test_statistics_follow_every_write_path(
         raise RuntimeError("roll back")
     assert_exact(engine, cid)
     # folding keeps the sums and leaves one row per lexeme
+    state = store._ensure()
+    assert state is not None
     with engine.begin() as conn:
-        tidy_text(conn, mapped_tables(store._spec), cid, pending=True)
+        tidy_text(conn, state.tables, cid, pending=True)
         rows, lexemes = conn.execute(
             text(
                 "SELECT count(*), count(DISTINCT lexeme) FROM bm_emb_terms WHERE collection_id = :c"

@@ -286,15 +286,24 @@ def test_warning_fires_once_per_store_and_points_at_the_caller() -> None:
         store._warn_if_unindexed(state(BIG))  # once per store
 
 
-def test_progress_prefers_blocks_then_tuples(capsys: pytest.CaptureFixture[str]) -> None:
-    def row(bt: int | None, bd: int | None, tt: int | None, td: int | None) -> Any:
+def test_progress_prefers_partitions_then_blocks_then_tuples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def row(
+        bt: int | None, bd: int | None, tt: int | None, td: int | None, pt: int = 0, pd: int = 0
+    ) -> Any:
         return SimpleNamespace(
             phase="building index: loading tuples",
             blocks_total=bt,
             blocks_done=bd,
             tuples_total=tt,
             tuples_done=td,
+            partitions_total=pt,
+            partitions_done=pd,
         )
+
+    # the index of a partitioned table: one build per partition, counted in partitions
+    assert progress_of(row(10, 4, 100, 7, pt=1000, pd=12))[1:] == (12, 1000, "partition")
 
     assert progress_of(row(10, 4, 100, 7)) == ("building index: loading tuples", 4, 10, "block")
     assert progress_of(row(0, 0, 100, 7))[1:] == (7, 100, "tuple")

@@ -346,11 +346,13 @@ def test_collection_statements() -> None:
 
 
 def test_create_collection_does_nothing_on_conflict() -> None:
+    # the id comes back only when the row was inserted: rowcount says nothing for an
+    # INSERT through SQLAlchemy (-1), so the creator that won is known by RETURNING
     text, params = compiled(_sql.create_collection(TABLES, "docs", {"k": 1}))
     assert text == (
         "INSERT INTO sq_c (id, name, metadata) "
         "VALUES (%(id)s::UUID, %(name)s::VARCHAR, %(metadata)s::JSONB) "
-        "ON CONFLICT (name) DO NOTHING"
+        "ON CONFLICT (name) DO NOTHING RETURNING sq_c.id"
     )
     assert isinstance(params["id"], uuid.UUID) and params["id"].version == 4
     assert params["name"] == "docs" and params["metadata"] == {"k": 1}
