@@ -150,7 +150,20 @@ def lock_collection(
     if cid is None:
         create_collection(conn, tables, name, metadata)
         cid = conn.execute(_sql.lock_collection(tables, name)).scalar_one()
+    elif tables.spec.partitioned:
+        ensure_partition(conn, tables, name, cid)
     return cid
+
+
+def ensure_partition(conn: Connection, tables: Tables, name: str, cid: uuid.UUID) -> None:
+    """Give collection ``name`` (id ``cid``) of a partitioned table its partition when it
+    has none: it was created for another embedding table sharing the collection table."""
+    if _partitions.of(conn, tables, cid) is not None:
+        return
+    _partitions.check_owner(conn, tables.spec, f"writing to collection {name!r}")
+    conn.execute(LockTable(tables.collection))
+    if _partitions.of(conn, tables, cid) is None:
+        _partitions.create(conn, tables, cid)
 
 
 def create_collection(
@@ -169,6 +182,8 @@ def create_collection(
     ).scalar()
     if created is None:  # it exists: made meanwhile by another store
         existing: uuid.UUID = conn.execute(_sql.collection_id(tables, name)).scalar_one()
+        if tables.spec.partitioned:
+            ensure_partition(conn, tables, name, existing)
         return existing
     if tables.spec.partitioned:
         _partitions.create(conn, tables, created)
@@ -426,6 +441,8 @@ def ensure(
     cid: uuid.UUID | None = conn.execute(_sql.collection_id(tables, collection)).scalar()
     if cid is None and create:
         cid = create_collection(conn, tables, collection, collection_metadata)
+    elif cid is not None and create and tables.spec.partitioned:
+        ensure_partition(conn, tables, collection, cid)
     return State(
         tables=tables,
         collection_id=cid,

@@ -264,6 +264,44 @@ _PARTITION = text(
 )
 
 
+_PARTITION_INDEXES = text(
+    "SELECT leaf.relname, parent.relname FROM pg_index x "
+    "JOIN pg_class t ON t.oid = x.indrelid "
+    "JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "JOIN pg_inherits i ON i.inhrelid = x.indexrelid "
+    "JOIN pg_class leaf ON leaf.oid = x.indexrelid "
+    "JOIN pg_class parent ON parent.oid = i.inhparent "
+    "WHERE t.relname = :partition AND n.nspname = coalesce(:schema, current_schema())"
+)
+_INDEX_LEAVES = text(
+    "SELECT leaf.relname, pg_get_expr(t.relpartbound, t.oid) FROM pg_class parent "
+    "JOIN pg_namespace n ON n.oid = parent.relnamespace "
+    "JOIN pg_inherits i ON i.inhparent = parent.oid "
+    "JOIN pg_class leaf ON leaf.oid = i.inhrelid "
+    "JOIN pg_index x ON x.indexrelid = leaf.oid "
+    "JOIN pg_class t ON t.oid = x.indrelid "
+    "WHERE parent.relname = :index AND n.nspname = coalesce(:schema, current_schema())"
+)
+
+
+def partition_indexes(conn: Connection, spec: TableSpec, partition: str) -> list[tuple[str, str]]:
+    """Each index of the partition ``partition``, with the index it is a partition of.
+
+    Pairs (the partition's index, the embedding table's index).
+    """
+    params = {"partition": partition, "schema": spec.schema}
+    return [(leaf, parent) for leaf, parent in conn.execute(_PARTITION_INDEXES, params)]
+
+
+def index_leaves(conn: Connection, spec: TableSpec, index: str) -> list[tuple[str, str]]:
+    """Each partition of the partitioned index ``index``, with its table's bound.
+
+    Pairs (the partition's index, the bound of the partition it indexes).
+    """
+    params = {"index": index, "schema": spec.schema}
+    return [(leaf, bound) for leaf, bound in conn.execute(_INDEX_LEAVES, params)]
+
+
 def is_partitioned(conn: Connection, spec: TableSpec) -> bool:
     """Whether the embedding table is a partitioned table."""
     return bool(conn.execute(_PARTITIONED, _table_params(spec)).scalar())

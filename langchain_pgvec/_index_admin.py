@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Index, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from . import _index_specs, _progress
+from . import _index_specs, _partitions, _progress
 from ._bootstrap import State, require
 from ._catalog import PROGRESS, find_index
 from ._driver import BEHIND_POOLER
@@ -42,7 +42,7 @@ from ._errors import (
 )
 from ._filters import IndexKind
 from ._index_specs import BACKEND_PID, RESET_MEMORY, IndexSpec, IVFFlat, Wanted
-from ._schema import DistanceStrategy, TableSpec
+from ._schema import DistanceStrategy, TableSpec, mapped_tables
 
 if TYPE_CHECKING:
     pass
@@ -77,6 +77,7 @@ class _Build:
     concurrently: bool = False
     maintenance_work_mem: str | None = None
     cleanup: Executable | None = None  # drops the invalid leftover of a failed concurrent build
+    partitioned: bool = False  # the index of a partitioned table: its partitions get names
 
 
 def _run_build(conn: Connection, build: _Build) -> None:
@@ -94,6 +95,8 @@ def _run_build(conn: Connection, build: _Build) -> None:
         conn.execute(_index_specs.set_memory(memory, local=not build.concurrently))
     try:
         conn.execute(build.statement)
+        if build.partitioned:
+            _partitions.name_leaves(conn, mapped_tables(build.spec), build.name)
     except BaseException:
         if build.cleanup is not None:
             with contextlib.suppress(Exception):
@@ -132,6 +135,7 @@ def _prepare(conn: Connection, plan: Plan) -> _Build | None:
         concurrently=plan.concurrently,
         maintenance_work_mem=plan.maintenance_work_mem,
         cleanup=cleanup,
+        partitioned=bool(plan.spec.partitioned),
     )
 
 

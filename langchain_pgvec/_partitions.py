@@ -25,6 +25,7 @@ the collections that exist.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -33,9 +34,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 from sqlalchemy.sql.compiler import IdentifierPreparer
 
-from ._catalog import owns, partition_of
+from ._catalog import index_leaves, owns, partition_indexes, partition_of
 from ._errors import PrivilegeError
 from ._schema import Tables, TableSpec, fit_name
+
+_BOUND = re.compile(r"FOR VALUES IN \('([0-9a-f-]{36})'\)")
 
 
 def partition_name(spec: TableSpec, cid: uuid.UUID) -> str:
@@ -60,6 +63,49 @@ class _PartitionDDL(ExecutableDDLElement):
         self.parent = parent
         self.partition = Table(name, MetaData(schema=parent.schema))
         self.cid = cid
+
+
+class RenameIndex(ExecutableDDLElement):
+    """``ALTER INDEX <schema>.<name> RENAME TO <new>``."""
+
+    inherit_cache = False
+
+    def __init__(self, schema: str | None, name: str, new: str) -> None:
+        self.index = Table(name, MetaData(schema=schema))
+        self.new = new
+
+
+@compiles(RenameIndex)
+def _compile_rename(element: RenameIndex, compiler: Any, **kw: Any) -> str:
+    preparer: IdentifierPreparer = compiler.preparer
+    return (
+        "ALTER INDEX "
+        + preparer.format_table(element.index)
+        + " RENAME TO "
+        + preparer.quote(element.new)
+    )
+
+
+def leaf_name(index: str, cid: uuid.UUID) -> str:
+    """The name of a collection's partition of index ``index``: ``<index>_<12 hex>``.
+
+    The collection id's first 12 hex digits: a plan names the index a user created.
+    """
+    return fit_name(f"{index}_{cid.hex[:12]}")
+
+
+def _bound_id(bound: str) -> uuid.UUID | None:
+    match = _BOUND.fullmatch(bound)
+    return uuid.UUID(match.group(1)) if match else None
+
+
+def name_leaves(conn: Connection, tables: Tables, index: str) -> None:
+    """Rename the partitions of the new index ``index`` after it (:func:`leaf_name`)."""
+    schema = tables.spec.schema
+    for leaf, partition_bound in index_leaves(conn, tables.spec, index):
+        cid = _bound_id(partition_bound)
+        if cid is not None and leaf != leaf_name(index, cid):
+            conn.execute(RenameIndex(schema, leaf, leaf_name(index, cid)))
 
 
 class CreateLike(_PartitionDDL):
@@ -148,6 +194,9 @@ def create(conn: Connection, tables: Tables, cid: uuid.UUID) -> None:
     partition = partition_name(tables.spec, cid)
     conn.execute(CreateLike(tables.embedding, partition))
     conn.execute(Attach(tables.embedding, partition, cid))
+    # the partition's indexes, made by the attach, are named after the table's
+    for leaf, parent in partition_indexes(conn, tables.spec, partition):
+        conn.execute(RenameIndex(tables.spec.schema, leaf, leaf_name(parent, cid)))
 
 
 def drop(conn: Connection, tables: Tables, cid: uuid.UUID) -> None:

@@ -400,9 +400,7 @@ class TableSpec:
                 f"both are {self.collection_table!r}"
             )
         if self.partitioned not in (None, True, False):
-            raise SchemaError(
-                f"partitioned must be True, False or None, got {self.partitioned!r}"
-            )
+            raise SchemaError(f"partitioned must be True, False or None, got {self.partitioned!r}")
         if self.vector_type not in ("vector", "halfvec"):
             raise SchemaError(
                 f"vector_type must be 'vector' or 'halfvec', got {self.vector_type!r}"

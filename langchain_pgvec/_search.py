@@ -175,9 +175,7 @@ def route(index: IndexInfo | None, filtered: bool, facts: Facts | None, threshol
     """The route of a search (module docstring); ``facts`` as :func:`needs_probe` asks."""
     if index is None:
         return "exact"
-    if not filtered and (
-        index.per_collection or (facts is not None and facts.share >= NEARLY_ALL)
-    ):
+    if not filtered and (index.per_collection or (facts is not None and facts.share >= NEARLY_ALL)):
         return "index"
     if threshold and facts is not None and facts.few(threshold):
         return "exact"

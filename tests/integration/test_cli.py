@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
+from support.modes import partial_indexes_only
 
 from langchain_pgvec import HashingEmbeddings, PGVecStore
 from langchain_pgvec.cli import main
@@ -176,6 +177,7 @@ def test_a_bad_url_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert "PostgreSQL URL" in capsys.readouterr().err
 
 
+@partial_indexes_only
 def test_index_create_list_drop(
     pg_url: str,
     store: PGVecStore,

@@ -20,6 +20,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from sqlalchemy import Engine, MetaData, Table, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import DropTable
+from support.modes import autovacuum_off, concurrent_builds_only, partial_indexes_only
 from support.twins import Runner
 
 from langchain_pgvec import (
@@ -153,6 +154,7 @@ async def test_list_indexes_covers_every_kind(make_store: Any, run: Runner) -> N
     assert meta.expression and meta.method == "btree" and "jsonb_typeof" in meta.columns[0]
 
 
+@partial_indexes_only
 async def test_ivfflat_lists_follow_the_row_count(make_store: Any, run: Runner) -> None:
     store = make_store()
     await load(run, store, 2100)
@@ -355,6 +357,7 @@ def test_filtered_searches_are_planned_with_their_filter_values(
         one.dispose()
 
 
+@partial_indexes_only
 async def test_per_collection_partial_index_serves_only_its_collection(
     make_store: Any, run: Runner, engine: Engine
 ) -> None:
@@ -449,6 +452,7 @@ async def test_dimension_limits(make_store: Any, run: Runner, needs_pgvector: An
         await run(wider, "create_index", HNSW())
 
 
+@partial_indexes_only
 async def test_errors_say_what_to_do(make_store: Any, run: Runner, engine: Engine) -> None:
     store = make_store()
     with pytest.raises(SchemaError, match="does not exist yet"):
@@ -522,6 +526,7 @@ async def test_invalid_leftover_is_reported_and_droppable(
     assert await run(store, "create_index", HNSW()) == name
 
 
+@concurrent_builds_only
 async def test_failed_concurrent_build_leaves_no_invalid_index(
     make_store: Any, run: Runner, engine: Engine
 ) -> None:
@@ -564,6 +569,7 @@ async def test_failed_concurrent_build_leaves_no_invalid_index(
     assert await run(store, "create_index", HNSW(), concurrently=True)
 
 
+@concurrent_builds_only
 async def test_concurrently_and_maintenance_work_mem_do_not_leak(
     make_store: Any, run: Runner, pg_url: str
 ) -> None:
@@ -621,9 +627,8 @@ async def big_table(engine: Engine) -> AsyncIterator[dict[str, Any]]:
     }
     loader = PGVecStore(DeterministicFakeEmbedding(size=2), embedding_length=2, **config)
     loader.create_tables()
-    table = engine.dialect.identifier_preparer.quote(config["embedding_table"])
     with engine.begin() as conn:  # our ANALYZE alone sets reltuples; DROP never waits
-        conn.execute(text("ALTER TABLE " + table + " SET (autovacuum_enabled = false)"))
+        autovacuum_off(conn, config["embedding_table"])
     vectors = np.random.default_rng(3).standard_normal((BIG, 2)).astype(np.float32)
     loader.add_embeddings([""] * BIG, vectors)
     analyze(engine, loader)
@@ -682,6 +687,7 @@ async def test_warning_names_the_mismatched_opclass(big_table: dict[str, Any], r
         await run(l2, "drop_index", name)
 
 
+@partial_indexes_only
 async def test_indexed_large_table_is_silent(big_table: dict[str, Any], run: Runner) -> None:
     store = fresh(big_table)
     name = await run(store, "create_index", IVFFlat(lists=10), per_collection=True)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from sqlalchemy import Engine, create_engine, make_url, text
+from support.modes import PARTITIONED
 from support.twins import Runner
 
 from langchain_pgvec import (
@@ -34,6 +35,10 @@ from langchain_pgvec import (
     SchemaError,
 )
 from langchain_pgvec.cli import main as pgvec
+
+#: every store here says partitioned=True (or False) itself: the partitioned pass of
+#: the suite (tests/support/modes.py) would run the same tests again
+pytestmark = pytest.mark.skipif(PARTITIONED, reason="runs in the default pass")
 
 DIM = 16
 
@@ -62,10 +67,10 @@ class Tables:
         kwargs.setdefault("connection", self.engine)
         kwargs.setdefault("partitioned", True)
         kwargs.setdefault("embedding_length", DIM)
+        kwargs.setdefault("embedding_table", self.embedding)
         store = PGVecStore(
             DeterministicFakeEmbedding(size=DIM),
             collection_name=name,
-            embedding_table=self.embedding,
             collection_table=self.collection,
             **kwargs,
         )
@@ -79,7 +84,7 @@ class Tables:
                 text(
                     "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
                     "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = "
-                    "CAST(:t AS regclass)"
+                    "to_regclass(:t)"
                 ),
                 {"t": self.embedding},
             ).all()
@@ -186,6 +191,7 @@ async def test_a_plain_table_is_not_partitioned_later(engine: Engine, run: Runne
         embedding_table=f"plain_emb_{tag}",
         collection_table=f"plain_col_{tag}",
         embedding_length=DIM,
+        partitioned=False,
     )
     try:
         await run(plain, "create_tables")
@@ -266,6 +272,20 @@ async def test_one_index_one_graph_per_partition(tables: Tables, run: Runner, ki
             .all()
         )
     assert any(f"USING {kind}" in definition for definition in methods), methods
+    # each partition's index is named after the index it is a partition of
+    with tables.engine.connect() as conn:
+        leaves = (
+            conn.execute(
+                text(
+                    "SELECT inhrelid::regclass::text FROM pg_inherits "
+                    "WHERE inhparent = CAST(:ix AS regclass)"
+                ),
+                {"ix": name},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(leaves) == 3 and all(leaf.startswith(f"{name}_") for leaf in leaves), leaves
 
     # a search reads only its collection's partition, through that partition's graph
     large = stores["large"]
@@ -277,7 +297,7 @@ async def test_one_index_one_graph_per_partition(tables: Tables, run: Runner, ki
         if other != partition:
             assert other not in plan, plan
     if kind == "hnsw":
-        assert "Index Scan using" in plan, plan
+        assert f"Index Scan using {name}_" in plan, plan
     # the recall of the partition's own graph: at least what raw SQL gets through it
     # (like queries, the exact answer from numpy)
     rng = np.random.default_rng(11)
@@ -473,3 +493,19 @@ def test_a_thousand_collections(tables: Tables) -> None:
     fresh = tables.store("tenant new")
     fresh.add_embeddings(["x"], unit(rng.normal(size=(1, DIM))), ids=["x"])
     assert len(tables.partitions()) == n // 2 + 1
+
+
+async def test_a_collection_table_shared_with_another_embedding_table(
+    tables: Tables, run: Runner
+) -> None:
+    """A collection made for another embedding table (the collection table is shared)
+    gets its partition here when this table is first written for it."""
+    plain = tables.store("shared", embedding_table=f"{tables.embedding}_plain", partitioned=False)
+    await load(run, plain, 5, 1)
+    partitioned = tables.store("shared")
+    await load(run, partitioned, 7, 2)
+    assert len(tables.partitions()) == 1
+    assert await run(partitioned, "count") == 7 and await run(plain, "count") == 5
+    await run(plain, "delete_collection")
+    with tables.engine.begin() as conn:
+        conn.execute(text(f'DROP TABLE "{tables.embedding}_plain"'))

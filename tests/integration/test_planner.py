@@ -25,9 +25,13 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from sqlalchemy import Engine, Index, MetaData, Table, make_url, select, text
 from sqlalchemy.schema import DropTable
+from support.modes import shared_index_only
 from support.twins import Runner
 
 from langchain_pgvec import HNSW, IVFFlat, PGVecStore, SearchSettings, TableSpec, mapped_tables
+
+#: every test here is about collections sharing one index
+pytestmark = shared_index_only
 
 DIM = 16
 K = 10

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from support.modes import concurrent_builds_only
 from support.pgbouncer import PgBouncer, find_pgbouncer, start_pgbouncer
 from support.twins import Runner
 
@@ -240,6 +241,7 @@ def test_through_the_pooler_the_server_holds_no_prepared_statements(
         drop(engine, table)
 
 
+@concurrent_builds_only
 def test_a_session_setting_is_refused_behind_a_pooler(bouncer: PgBouncer, engine: Engine) -> None:
     table = f"pb_{uuid.uuid4().hex[:6]}"
     store = make(bouncer.url, table, "idx", share_engines=False)

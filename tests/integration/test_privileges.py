@@ -232,13 +232,16 @@ async def test_full_text_on_a_table_the_role_does_not_own(
 
 
 def analyses(engine: Engine, schema: str, table: str) -> int:
-    """How many times ANALYZE ran on the table (by hand or by a store)."""
+    """How many times ANALYZE ran on the table (by hand or by a store): on it, or on
+    its partitions when it is partitioned (a store analyzes its collection's)."""
     with engine.begin() as conn:
         return int(
             conn.execute(
                 text(
-                    "SELECT analyze_count FROM pg_stat_user_tables "
-                    "WHERE schemaname = :s AND relname = :t"
+                    "SELECT sum(analyze_count) FROM pg_stat_user_tables "
+                    "WHERE schemaname = :s AND (relname = :t OR relid IN (SELECT inhrelid "
+                    "FROM pg_inherits WHERE inhparent = to_regclass(quote_ident(:s) || '.' "
+                    "|| quote_ident(:t))))"
                 ),
                 {"s": schema, "t": table},
             ).scalar_one()
