@@ -160,6 +160,7 @@ def _writable(state: State | None) -> State:
 
 
 _log = logging.getLogger("langchain_pgvec")
+_ORPHAN_DROP_FAILED = "dropping index %s of the deleted collection failed: %s"
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -1254,10 +1255,16 @@ class PGVecStore(VectorStore):
         """Delete this store's collection and all its documents, in one transaction.
 
         Nothing happens when the collection does not exist. A write of the collection
-        in flight commits first; a later write creates the collection again.
+        in flight commits first; a later write creates the collection again. Of a
+        partitioned table, the collection's partition is detached and dropped (by the
+        table's owner only). The collection's own partial indexes (``create_index(...,
+        per_collection=True)``) are dropped afterwards, ``CONCURRENTLY``, when this role
+        owns the table and the call is not inside :meth:`transaction`; otherwise a
+        warning names them.
 
         Raises:
-            PrivilegeError: The role may not ``DELETE`` from the tables.
+            PrivilegeError: The role may not ``DELETE`` from the tables (or, of a
+                partitioned table, is not its owner).
             QueryTimeoutError: A statement ran past the store's ``statement_timeout``.
             ConnectError: No connection could be had.
             ConnectionLostError: The server could not be reached, or went away during
@@ -1269,6 +1276,16 @@ class PGVecStore(VectorStore):
             with self._writing() as conn:
                 removed = drop_collection(conn, state.tables, self.collection_name)
             self._wrote(removed=removed)
+            leftovers = self._partial_indexes(state, self.list_indexes())
+            for name in leftovers:
+                try:
+                    _index_admin.drop(self._engines, self._write_access, self._spec, name, True)
+                except PGVecError as exc:
+                    _log.warning(
+                        "dropping index %s of the deleted collection failed: %s", name, exc
+                    )
+            if leftovers:
+                self._indexes_changed()
         self._state = None
 
     async def adelete_collection(self) -> None:
@@ -1278,7 +1295,37 @@ class PGVecStore(VectorStore):
             async with self._awriting() as conn:
                 removed = await conn.run_sync(drop_collection, state.tables, self.collection_name)
             await self._awrote(removed=removed)
+            leftovers = self._partial_indexes(state, await self.alist_indexes())
+            for name in leftovers:
+                try:
+                    await _index_admin.adrop(
+                        self._engines, self._write_access, self._spec, name, True
+                    )
+                except PGVecError as exc:
+                    _log.warning(
+                        "dropping index %s of the deleted collection failed: %s", name, exc
+                    )
+            if leftovers:
+                self._indexes_changed()
         self._state = None
+
+    def _partial_indexes(self, state: State, indexes: list[IndexInfo]) -> list[str]:
+        """The partial indexes of the collection just deleted that this store may drop.
+
+        Inside :meth:`transaction`, or for a role that does not own the table, none:
+        a warning names them instead.
+        """
+        cid = state.collection_id
+        names = [i.name for i in indexes if i.partial and cid and i.collection_id == cid]
+        if names and (self._tx.current() is not None or not state.can_analyze):
+            _log.warning(
+                "collection %r was deleted; its partial indexes %s remain: drop them as the "
+                "table's owner, outside store.transaction() (store.drop_index(name))",
+                self.collection_name,
+                ", ".join(names),
+            )
+            return []
+        return names
 
     # ------------------------------------------------------------------ transactions
 

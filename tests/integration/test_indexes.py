@@ -381,6 +381,10 @@ async def test_per_collection_partial_index_serves_only_its_collection(
     assert name not in await run(second, "explain", vectors[0].tolist())
     other = await run(second, "create_index", SMALL_HNSW, per_collection=True)
     assert other != name and len(vector_indexes(await run(first, "list_indexes"))) == 2
+    # a deleted collection takes its partial index with it; the other's stays
+    await run(first, "delete_collection")
+    assert [i.name for i in vector_indexes(await run(second, "list_indexes"))] == [other]
+    assert len(await run(second, "similarity_search_by_vector", vectors[0].tolist(), k=3)) == 3
 
 
 async def test_metadata_indexes_serve_range_filters(
