@@ -24,6 +24,13 @@ table after them. langchain-postgres ``PGVector`` (v1) gets the same collections
 shared table (in layout A's database, rows by COPY, one HNSW index by hand) and is
 measured beside layout A. All systems' queries of a layout are interleaved.
 
+``--phase big-delete`` measures instead what those 10,000-row deletes cannot show: in
+fresh databases, ONE large collection (``--big-rows``: 10,000, 100,000, 1,000,000 rows)
+plus a small other one (1,000 rows) in the plain table (A, loaded twice) and with
+``partitioned=True`` (C), an HNSW index at the sizes up to ``--big-index-max-rows``;
+then ``delete_collection()`` on A and C and raw ``DELETE`` on A's twin, each followed
+by a ``VACUUM`` of the table (report: ``benchmarks/results/tenants_delete.md``).
+
 Run from the repository root: ``benchmarks/.venv/bin/python benchmarks/tenants.py``.
 """
 
@@ -36,11 +43,13 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from _common import (
+    HOLD_AUTOVACUUM,
     BenchEmbeddings,
     Corpus,
     Report,
@@ -99,6 +108,12 @@ DIM_NOTE = (
     "for the run"
 )
 
+PHASES = ("tenants", "big-delete")
+BIG_OUTPUT = Path(__file__).resolve().parent / "results" / "tenants_delete.md"
+BIG_NAME = "big"  # the large collection of the big-delete phase
+SMALL_NAME = "small"  # the other collection beside it
+SMALL_ROWS = 1_000
+
 SearchFn = Callable[[int, int], list[int]]  # (collection position, query) -> doc indices
 
 
@@ -147,11 +162,46 @@ def parse_args() -> argparse.Namespace:
         help="stages not started within this many minutes of the start are skipped",
     )
     parser.add_argument(
+        "--phase",
+        choices=PHASES,
+        default="tenants",
+        help="tenants: the many-collections benchmark above; big-delete: delete ONE large "
+        "collection (--big-rows) from a plain and a partitioned table (report defaults to "
+        f"{BIG_OUTPUT})",
+    )
+    parser.add_argument(
+        "--big-rows",
+        default="10000,100000,1000000",
+        help="big-delete: comma-separated sizes of the large collection",
+    )
+    parser.add_argument(
+        "--big-index-max-rows",
+        type=int,
+        default=100_000,
+        help="big-delete: build the HNSW index only at sizes up to this many rows (a "
+        "1,000,000-row graph takes ~8 min to build on 2 cores, and the run builds three)",
+    )
+    parser.add_argument(
+        "--big-timeout",
+        type=float,
+        default=600.0,
+        help="big-delete: the stores' and the raw connection's statement_timeout (seconds)",
+    )
+    parser.add_argument(
         "--dim-note",
         default="",
         help="a sentence for the report on why this dimension (e.g. calibration timings)",
     )
     args = parser.parse_args()
+    try:
+        args.big_rows = [int(x.replace("_", "")) for x in args.big_rows.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--big-rows: not a comma-separated list of integers: {args.big_rows!r}")
+    if args.phase == "big-delete":
+        if not args.big_rows or min(args.big_rows) < 1 or max(args.big_rows) >= ID_STRIDE:
+            parser.error(f"--big-rows: sizes between 1 and {ID_STRIDE - 1:,}")
+        if args.output is None:
+            args.output = BIG_OUTPUT
     if args.quick:
         args.collections, args.rows = 5, 2_000
     layouts = [s.strip().upper() for s in args.layouts.split(",") if s.strip()]
@@ -1015,8 +1065,315 @@ def write_report(
     report.add(f"Wall time of the run: {wall / 60:.1f} min.", "")
 
 
+# ---------------------------------------------------------------- big-delete phase
+
+#: the runs of one size, each in a fresh database: (layout, who deletes); layout A is
+#: loaded twice, so that ours and raw SQL each delete from a table of their own
+BIG_RUNS = (("A", "ours"), ("A", "raw"), ("C", "ours"))
+BIG_SYSTEMS = {
+    "ours": "ours PGVecStore: delete_collection()",
+    "raw": f"raw psycopg: `{RAW_DELETE.format(t=TABLE)}` (autocommit)",
+}
+BIG_LAYOUTS = {"A": "A: plain table", "C": "C: partitioned=True"}
+
+
+@dataclass
+class BigRun:
+    """One load, delete and VACUUM of the big-delete phase."""
+
+    rows: int
+    layout: str
+    system: str
+    index: str = "none"
+    load: float | None = None
+    build: float | None = None
+    delete: float | None = None
+    deleted: str = ""  # rows the statement reported deleting (raw DELETE only)
+    vacuum: str = "n/a"
+    before: str = ""
+    after: str = ""
+    left: str = ""  # rows left in the table after it all (the small collection's)
+    note: str = ""
+
+
+def hold_autovacuum_leaves(url: str) -> None:
+    """Keep autovacuum away from every plain table and leaf partition of the current
+    schema (``HOLD_AUTOVACUUM`` as storage parameters: a partitioned parent takes none,
+    its leaves do), so that no autovacuum runs between the delete and the timed VACUUM."""
+    settings = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.SQL(name), sql.Literal(value))
+        for name, value in HOLD_AUTOVACUUM.items()
+    )
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1"
+        ).fetchall()
+        for (table,) in tables:
+            conn.execute(sql.SQL("ALTER TABLE {} SET ({})").format(sql.Identifier(table), settings))
+
+
+def _table_total(url: str) -> str:
+    """Heap and indexes of the embedding table (all its partitions)."""
+    with psycopg.connect(conninfo(url)) as conn:
+        _, heap, indexes, _, _ = conn.execute(SIZE_SQL, {"t": TABLE}).fetchone()
+    return _mb((heap or 0) + (indexes or 0))
+
+
+def _timed_vacuum(url: str, timeout: float) -> str:
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
+        try:
+            with stopwatch() as t:
+                conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(TABLE)))
+        except psycopg.errors.QueryCanceled:
+            return f"> {timeout:g} s"
+    return fmt_seconds(t[0])
+
+
+def big_corpora(args: argparse.Namespace, rows: int) -> tuple[Corpus, Corpus]:
+    """The large collection (``rows`` rows) and the small one beside it."""
+    big = make_corpus(rows, args.dim, seed=args.seed + 2000)
+    small = make_corpus(SMALL_ROWS, args.dim, seed=args.seed + 2001)
+    small.ids = [doc_id(ID_STRIDE + j) for j in range(SMALL_ROWS)]
+    return big, small
+
+
+def run_big(
+    args: argparse.Namespace,
+    base_url: str,
+    layout: str,
+    system: str,
+    corpora: tuple[Corpus, Corpus],
+    failures: list[Failure],
+    report: Report,
+) -> BigRun:
+    """Load the two collections into a fresh database, build the index (at the sizes
+    that get one), delete the large collection (timed), then VACUUM the table (timed)."""
+    ours = import_ours()
+    big, small = corpora
+    run = BigRun(len(big), layout, system)
+    if ours.missing:
+        run.note = f"n/a: {ours.missing}"
+        return run
+    url = fresh_database(base_url, args.database)
+    stores: list[Any] = []
+    step = "loading"
+    try:
+        elapsed = 0.0
+        for name, corpus in ((BIG_NAME, big), (SMALL_NAME, small)):
+            start = time.perf_counter()
+            store = ours.PGVecStore(
+                BenchEmbeddings(args.dim),
+                connection=url,
+                collection_name=name,
+                embedding_length=args.dim,
+                statement_timeout=args.big_timeout,
+                **({"partitioned": True} if layout == "C" else {}),
+            )
+            stores.append(store)
+            for lo in range(0, len(corpus), args.batch):
+                hi = lo + args.batch
+                store.add_embeddings(
+                    corpus.texts[lo:hi],
+                    corpus.vectors[lo:hi],
+                    metadatas=corpus.metadatas[lo:hi],
+                    ids=corpus.ids[lo:hi],
+                )
+            elapsed += time.perf_counter() - start
+        run.load = elapsed
+        hold_autovacuum_leaves(url)
+        maintenance(url, "VACUUM ANALYZE")
+        if run.rows <= args.big_index_max_rows:
+            step = "create_index(HNSW(...))"
+            report.progress(f"{run.rows:,} rows, layout {layout}: building the HNSW index")
+            spec = ours.HNSW(m=args.m, ef_construction=args.ef_construction)
+            with stopwatch() as t:
+                stores[0].create_index(spec, show_progress=False)
+            run.build = t[0]
+            run.index = f"HNSW(m={args.m}, ef_construction={args.ef_construction})"
+            if layout == "C":
+                run.index += ", partitioned"
+        run.before = _table_total(url)
+        maintenance(url, "CHECKPOINT")  # the load's dirty pages written before the clock
+        report.progress(f"{run.rows:,} rows, layout {layout}: {system} deletes")
+        if system == "ours":
+            step = "delete_collection()"
+            with stopwatch() as t:
+                stores[0].delete_collection()
+        else:
+            step = "raw DELETE"
+            cid = collection_ids(url, COLLECTION_TABLE, [BIG_NAME])[BIG_NAME]
+            with connect_raw(url, autocommit=True) as conn:
+                conn.execute(f"SET statement_timeout = {int(args.big_timeout * 1000)}")
+                with stopwatch() as t:
+                    cursor = conn.execute(RAW_DELETE.format(t=TABLE), (cid,))
+                run.deleted = f"{cursor.rowcount:,}"
+        run.delete = t[0]
+        step = "VACUUM"
+        run.vacuum = _timed_vacuum(url, args.vacuum_timeout)
+        run.after = _table_total(url)
+        with psycopg.connect(conninfo(url)) as conn:  # counted after the VACUUM: a scan
+            # of the dead rows before it would prune pages, the VACUUM's work, untimed
+            left = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE)))
+            run.left = f"{left.fetchone()[0]:,}"
+        if run.left != f"{SMALL_ROWS:,}":
+            run.note = f"{run.left} rows left, expected the small collection's {SMALL_ROWS:,}"
+    except Exception as exc:
+        failures.append(Failure(layout, f"{run.rows:,} rows, {system}: {step}", _short_trace(exc)))
+        report.progress(f"{run.rows:,} rows, layout {layout}, {system}: {error_note(exc)}")
+        run.note = f"{step}: {error_note(exc)}"
+    finally:
+        for store in stores:
+            try:
+                store.close()
+            except Exception as exc:
+                report.progress(f"closing a store: {error_note(exc)}")
+    return run
+
+
+def main_big_delete(args: argparse.Namespace) -> None:
+    report = Report(args.output)
+    budget = Budget(args.budget_minutes)
+    started = time.monotonic()
+    base_url = start_server(args)
+    failures: list[Failure] = []
+    runs: list[BigRun] = []
+    try:
+        url = fresh_database(base_url, args.database)
+        report.add(
+            "# Tenants benchmark, big-delete phase: deleting one large collection",
+            "",
+            *environment(url),
+            "",
+        )
+        indexed = [n for n in args.big_rows if n <= args.big_index_max_rows]
+        bare = [n for n in args.big_rows if n > args.big_index_max_rows]
+        report.add(
+            f"- data: at each size, ONE large collection (`{BIG_NAME}`, "
+            f"`make_corpus(rows, {args.dim}, seed={args.seed} + 2000)`) plus one small other "
+            f"collection (`{SMALL_NAME}`, {SMALL_ROWS:,} rows), loaded with `add_embeddings` "
+            f"(numpy, batches of {args.batch:,}) into a fresh database per run: layout "
+            "A, the plain table (`partitioned` unset), twice (once for ours to delete from, "
+            "once for raw SQL), and layout C, `partitioned=True` (a partition per "
+            "collection); dim "
+            f"{args.dim}, cosine distance.",
+            "- index: `create_index(HNSW(m="
+            f"{args.m}, ef_construction={args.ef_construction}))` on the table (in C a "
+            "partitioned index, a graph per partition) at "
+            + (", ".join(f"{n:,}" for n in indexed) + " rows" if indexed else "no size")
+            + (
+                f"; NOT at {', '.join(f'{n:,}' for n in bare)} rows "
+                f"(`--big-index-max-rows {args.big_index_max_rows:,}`): a 1,000,000-row HNSW "
+                "build takes 4.6 to 8.5 minutes on this 2-core machine (tenants.md) and the "
+                "size needs three, which would not fit the ~20 minutes of the run; there the "
+                "table has only its primary key (collection_id, id) and GIN metadata index, "
+                "so its `VACUUM` shows the heap and B-tree/GIN work without the graph repair"
+                if bare
+                else ""
+            )
+            + ".",
+            "- each run: load, `VACUUM ANALYZE` (untimed), the index build, `CHECKPOINT` "
+            "(untimed), then the timed delete of the large collection, then a timed `VACUUM "
+            f"{TABLE}` (cancelled after `--vacuum-timeout` {args.vacuum_timeout:g} s, shown "
+            'as "> N s"). Autovacuum is held off every table and partition '
+            "(thresholds it never reaches), so it does not clean up between the two.",
+            "- `delete_collection()` on A runs `DELETE` of the collection's rows and of its "
+            "collection row in one transaction; on C it detaches and drops the collection's "
+            "partition. Raw SQL deletes only the rows (its collection row stays).",
+            "",
+        )
+        for rows in args.big_rows:
+            report.progress(f"{rows:,} rows: generating the data")
+            corpora = big_corpora(args, rows)
+            for layout, system in BIG_RUNS:
+                if not budget.left():
+                    run = BigRun(rows, layout, system, note="skipped: --budget-minutes reached")
+                else:
+                    report.progress(f"{rows:,} rows, layout {layout}, {system}")
+                    run = run_big(args, base_url, layout, system, corpora, failures, report)
+                runs.append(run)
+            del corpora
+            gc.collect()
+        write_big_report(args, runs, failures, report, time.monotonic() - started)
+    finally:
+        report.write()
+
+
+def write_big_report(
+    args: argparse.Namespace,
+    runs: list[BigRun],
+    failures: list[Failure],
+    report: Report,
+    wall: float,
+) -> None:
+    report.add("## Deleting the large collection", "")
+    rows = [
+        [
+            f"{r.rows:,}",
+            BIG_LAYOUTS[r.layout],
+            BIG_SYSTEMS[r.system],
+            fmt_seconds(r.delete),
+            r.vacuum,
+            r.index,
+            r.deleted,
+            r.before,
+            r.after,
+            r.left,
+            r.note,
+        ]
+        for r in runs
+    ]
+    report.table(
+        [
+            "size",
+            "layout",
+            "system",
+            "delete s",
+            "VACUUM after s",
+            "index",
+            "rows deleted",
+            "table + indexes before",
+            "after VACUUM",
+            "rows left",
+            "note",
+        ],
+        rows,
+        "rllrrllrrrl",
+    )
+    report.add(
+        "Delete s: wall time of the call (ours) or statement (raw), commit included. "
+        f"VACUUM after s: `VACUUM {TABLE}` right after it. Table + indexes: heap and every "
+        "index of the table (all partitions); rows left: a count after the VACUUM (the small "
+        "collection's rows).",
+        "",
+        "## Load and index build",
+        "",
+    )
+    rows = [
+        [
+            f"{r.rows:,}",
+            BIG_LAYOUTS[r.layout],
+            "for " + r.system,
+            fmt_seconds(r.load),
+            fmt_seconds(r.build) if r.build is not None else "no index",
+        ]
+        for r in runs
+    ]
+    report.table(["size", "layout", "loaded", "load s", "HNSW build s"], rows, "rllrr")
+    if failures:
+        report.add("## Errors", "")
+        for failure in failures:
+            report.add(f"- layout {failure.layout}, {failure.call}:", "", "```", failure.trace)
+            report.add("```", "")
+    report.add(f"Wall time of the run: {wall / 60:.1f} min.", "")
+
+
 def main() -> None:
     args = parse_args()
+    if args.phase == "big-delete":
+        main_big_delete(args)
+        return
     report = Report(args.output)
     budget = Budget(args.budget_minutes)
     started = time.monotonic()
