@@ -223,6 +223,18 @@ def collection_name(position: int) -> str:
     return f"tenant-{position:04d}"
 
 
+def add_in_batches(store: Any, corpus: Corpus, batch: int) -> None:
+    """``store.add_embeddings`` of the whole corpus, ``batch`` rows a call."""
+    for lo in range(0, len(corpus), batch):
+        hi = lo + batch
+        store.add_embeddings(
+            corpus.texts[lo:hi],
+            corpus.vectors[lo:hi],
+            metadatas=corpus.metadatas[lo:hi],
+            ids=corpus.ids[lo:hi],
+        )
+
+
 def corpus_of(args: argparse.Namespace, position: int) -> Corpus:
     """Collection ``position``'s documents: a corpus of its own, ids unique overall."""
     corpus = make_corpus(args.rows, args.dim, seed=args.seed + 1000 + position)
@@ -500,14 +512,7 @@ class Layout:
             try:
                 start = time.perf_counter()
                 store = self._store(position)
-                for lo in range(0, len(corpus), args.batch):
-                    hi = lo + args.batch
-                    store.add_embeddings(
-                        corpus.texts[lo:hi],
-                        corpus.vectors[lo:hi],
-                        metadatas=corpus.metadatas[lo:hi],
-                        ids=corpus.ids[lo:hi],
-                    )
+                add_in_batches(store, corpus, args.batch)
                 elapsed += time.perf_counter() - start
             except Exception as exc:
                 note = self.fail(
@@ -1172,14 +1177,7 @@ def run_big(
                 **({"partitioned": True} if layout == "C" else {}),
             )
             stores.append(store)
-            for lo in range(0, len(corpus), args.batch):
-                hi = lo + args.batch
-                store.add_embeddings(
-                    corpus.texts[lo:hi],
-                    corpus.vectors[lo:hi],
-                    metadatas=corpus.metadatas[lo:hi],
-                    ids=corpus.ids[lo:hi],
-                )
+            add_in_batches(store, corpus, args.batch)
             elapsed += time.perf_counter() - start
         run.load = elapsed
         hold_autovacuum_leaves(url)
