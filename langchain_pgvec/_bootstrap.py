@@ -139,18 +139,24 @@ def dimension_error(
 
 
 def lock_collection(
-    conn: Connection, tables: Tables, name: str, metadata: dict[str, Any] | None = None
+    conn: Connection,
+    tables: Tables,
+    name: str,
+    metadata: dict[str, Any] | None = None,
+    known: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """The id of collection ``name`` for a write in this transaction (created if missing).
 
     Looked up inside the write's own transaction rather than trusted from a cache, so
-    a collection deleted (or recreated) by another store meanwhile is handled.
+    a collection deleted (or recreated) by another store meanwhile is handled. Of a
+    partitioned table, a collection other than ``known`` (the one the store's state
+    has, whose partition :func:`ensure` saw to) is checked for its partition.
     """
     cid: uuid.UUID | None = conn.execute(_sql.lock_collection(tables, name)).scalar()
     if cid is None:
         create_collection(conn, tables, name, metadata)
         cid = conn.execute(_sql.lock_collection(tables, name)).scalar_one()
-    elif tables.spec.partitioned:
+    elif tables.spec.partitioned and cid != known:
         ensure_partition(conn, tables, name, cid)
     return cid
 

@@ -51,9 +51,14 @@ def bound(cid: uuid.UUID) -> str:
     return "FOR VALUES IN ('" + str(cid) + "')"
 
 
+def _named(schema: str | None, name: str) -> Table:
+    """A Table that only names a relation ``schema.name``, for statements to quote."""
+    return Table(name, MetaData(schema=schema))
+
+
 def partition_table(spec: TableSpec, name: str) -> Table:
     """A Table naming the partition ``name`` (for statements that only quote it)."""
-    return Table(name, MetaData(schema=spec.schema))
+    return _named(spec.schema, name)
 
 
 class _PartitionDDL(ExecutableDDLElement):
@@ -61,7 +66,7 @@ class _PartitionDDL(ExecutableDDLElement):
 
     def __init__(self, parent: Table, name: str, cid: uuid.UUID | None = None) -> None:
         self.parent = parent
-        self.partition = Table(name, MetaData(schema=parent.schema))
+        self.partition = _named(parent.schema, name)
         self.cid = cid
 
 
@@ -71,7 +76,7 @@ class RenameIndex(ExecutableDDLElement):
     inherit_cache = False
 
     def __init__(self, schema: str | None, name: str, new: str) -> None:
-        self.index = Table(name, MetaData(schema=schema))
+        self.index = _named(schema, name)
         self.new = new
 
 

@@ -724,7 +724,9 @@ class PGVecStore(VectorStore):
 
     def _lock(self, conn: Connection, tables: Tables) -> uuid.UUID:
         """Lock (or create) the collection inside a write transaction; refresh the cache."""
-        cid = lock_collection(conn, tables, self.collection_name, self._collection_metadata)
+        cid = lock_collection(
+            conn, tables, self.collection_name, self._collection_metadata, self._collection_id()
+        )
         if self._state is not None and self._state.collection_id != cid:
             self._state = dataclasses.replace(self._state, collection_id=cid)
         return cid
@@ -1281,9 +1283,7 @@ class PGVecStore(VectorStore):
                 try:
                     _index_admin.drop(self._engines, self._write_access, self._spec, name, True)
                 except PGVecError as exc:
-                    _log.warning(
-                        "dropping index %s of the deleted collection failed: %s", name, exc
-                    )
+                    _log.warning(_ORPHAN_DROP_FAILED, name, exc)
             if leftovers:
                 self._indexes_changed()
         self._state = None
@@ -1302,9 +1302,7 @@ class PGVecStore(VectorStore):
                         self._engines, self._write_access, self._spec, name, True
                     )
                 except PGVecError as exc:
-                    _log.warning(
-                        "dropping index %s of the deleted collection failed: %s", name, exc
-                    )
+                    _log.warning(_ORPHAN_DROP_FAILED, name, exc)
             if leftovers:
                 self._indexes_changed()
         self._state = None
