@@ -36,6 +36,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     table,
 )
@@ -226,7 +227,12 @@ def backfill(tables: Tables) -> Insert:
 
 
 def compact(tables: Tables, cid: uuid.UUID) -> Insert:
-    """Fold one collection's deltas into one row per lexeme (zero sums dropped)."""
+    """Fold one collection's deltas into one row per lexeme (zero sums dropped).
+
+    A sum is dropped only when both its ``df`` and its ``len`` are zero: a fold racing
+    another one sees only the deltas appended since the other's snapshot, and there the
+    totals row of an upsert that changed a text counts no document but a length.
+    """
     terms = terms_table(tables.spec)
     gone = (
         terms.delete()
@@ -242,7 +248,7 @@ def compact(tables: Tables, cid: uuid.UUID) -> Insert:
             func.sum(gone.c.len),
         )
         .group_by(gone.c.lexeme)
-        .having(func.sum(gone.c.df) != 0)
+        .having(or_(func.sum(gone.c.df) != 0, func.sum(gone.c.len) != 0))
     )
     return insert(terms).from_select(["collection_id", "lexeme", "df", "len"], folded)
 
