@@ -316,6 +316,7 @@ NEEDS = {
     "halfvec": (0, 7, 0),
     "iterative scans": (0, 8, 0),
     "HNSW": (0, 5, 0),
+    "quantized indexes": (0, 7, 0),
 }
 
 

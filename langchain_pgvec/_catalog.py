@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
-from . import _tuning
+from . import _quantize, _tuning
 from ._errors import SchemaError
+from ._quantize import Quantization
 from ._schema import Tables, TableSpec
 
 _PARTIAL_COLLECTION = re.compile(
@@ -94,6 +95,9 @@ class IndexInfo:
         options: The storage parameters, e.g. ``("m=16", "ef_construction=64")``.
         partitioned: Whether it is the index of a partitioned table: one index per
             partition (collection), ``size_bytes`` their sum.
+        quantization: ``"halfvec"`` for an index over ``embedding::halfvec(n)``,
+            ``"binary"`` for one over ``binary_quantize(embedding)::bit(n)`` (see
+            ``HNSW(quantization=...)``); None for any other index.
     """
 
     name: str
@@ -110,6 +114,7 @@ class IndexInfo:
     valid: bool = True
     options: tuple[str, ...] = ()
     partitioned: bool = False
+    quantization: Quantization | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> IndexInfo:
@@ -121,10 +126,12 @@ class IndexInfo:
         Returns:
             The index's description.
         """
+        columns = tuple(row.columns)
+        quantized = _quantize.parse(columns[0]) if row.expression and len(columns) == 1 else None
         return cls(
             name=row.name,
             method=row.method,
-            columns=tuple(row.columns),
+            columns=columns,
             opclass=row.opclass,
             size_bytes=int(row.size_bytes),
             definition=row.definition,
@@ -136,6 +143,7 @@ class IndexInfo:
             valid=bool(row.valid),
             options=tuple(row.options),
             partitioned=bool(row.partitioned),
+            quantization=None if quantized is None else quantized[0],
         )
 
     @property
@@ -172,13 +180,54 @@ class IndexInfo:
                 own).
 
         Returns:
-            True for a valid vector index of that operator class over the whole table
-            or over that collection.
+            True for a valid vector index of that operator class on the ``embedding``
+            column (not a quantized expression) over the whole table or over that
+            collection.
         """
         return (
             self.is_vector
+            and not self.expression
             and self.valid
             and self.opclass == opclass
+            and (not self.partial or self.collection_id == collection_id)
+        )
+
+    @property
+    def quantized_dimension(self) -> int | None:
+        """The dimension of a quantized index's expression (``bit(n)``), else None."""
+        if self.quantization is None or not self.columns:
+            return None
+        parsed = _quantize.parse(self.columns[0])
+        return None if parsed is None else parsed[1]
+
+    def serves_quantized(
+        self,
+        kind: Quantization,
+        opclass: str,
+        collection_id: uuid.UUID | None,
+        dimension: int | None = None,
+    ) -> bool:
+        """Whether searches of ``collection_id`` can find candidates in this quantized index.
+
+        Args:
+            kind: ``"halfvec"`` or ``"binary"``.
+            opclass: The operator class the quantized search needs (``halfvec_cosine_ops``,
+                ``bit_hamming_ops``, ...).
+            collection_id: The collection searched (a partial index serves only its
+                own).
+            dimension: The table's dimension, which the index's expression must have
+                (None: not checked).
+
+        Returns:
+            True for a valid HNSW index of that quantization and operator class over
+            the whole table or over that collection.
+        """
+        return (
+            self.method == "hnsw"
+            and self.quantization == kind
+            and self.valid
+            and self.opclass == opclass
+            and (dimension is None or self.quantized_dimension == dimension)
             and (not self.partial or self.collection_id == collection_id)
         )
 

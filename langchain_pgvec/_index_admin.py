@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Index, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from . import _index_specs, _partitions, _progress
+from . import _index_specs, _partitions, _progress, _quantize
 from ._bootstrap import State, require
 from ._catalog import PROGRESS, find_index
 from ._driver import BEHIND_POOLER
@@ -256,7 +256,14 @@ def vector_plan(
         table_spec.vector_type,
         table_spec.dimension,
         spec.method,
+        spec.quantization,
     )
+    if spec.quantization is not None:
+        require(
+            "quantized indexes",
+            state.extension_version,
+            "or build an HNSW() index without quantization",
+        )
     vector_type = table_spec.vector_type
     if name is None:
         name = _index_specs.vector_index_name(
@@ -280,16 +287,21 @@ def vector_plan(
             row_count=rows,
             collection_id=collection_id,
             concurrently=concurrently,
+            dimension=table_spec.dimension,
         )
 
+    opclass = strategy.opclass(vector_type)
+    if spec.quantization is not None:
+        opclass = _quantize.opclass(spec.quantization, strategy)
     return Plan(
         name=name,
         spec=table_spec,
         wanted=Wanted(
             method=spec.method,
-            opclass=strategy.opclass(vector_type),
+            opclass=opclass,
             options={} if sized else spec.with_options(0),
             collection_id=collection_id,
+            quantization=spec.quantization,
         ),
         make_index=make_index,
         count=count,

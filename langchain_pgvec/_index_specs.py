@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import Column, Index, MetaData, Select, Table, func, select, text
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from . import _quantize
 from ._catalog import IndexInfo
 from ._errors import InvalidInputError, SchemaError
 from ._filters import IndexKind, metadata_index_expression
+from ._quantize import Quantization
 from ._schema import MAX_NAME_BYTES, DistanceStrategy, VectorType, _digest, fit_name
 from ._validate import check_int
 
@@ -33,17 +35,27 @@ class HNSW:
         m: Maximum connections per layer, 2 to 100 (pgvector default 16).
         ef_construction: Candidate list size while building, 4 to 1000 and at least
             ``2 * m`` (pgvector default 64).
+        quantization: None indexes the vectors as stored. ``"halfvec"`` indexes
+            ``embedding::halfvec(n)`` (half precision: about half the size, up to
+            4,000 dimensions; for a ``vector`` column) and ``"binary"`` indexes
+            ``binary_quantize(embedding)::bit(n)`` (one bit per dimension, hamming
+            distance, up to 64,000 dimensions). Searches through a quantized index ask
+            it for ``overfetch * k`` candidates and rank them by the exact distance
+            on the stored vectors. Needs pgvector 0.7.
 
     Raises:
-        InvalidInputError: ``m`` or ``ef_construction`` is out of its range.
+        InvalidInputError: ``m`` or ``ef_construction`` is out of its range, or
+            ``quantization`` is not one of its three values.
     """
 
     m: int = 16
     ef_construction: int = 64
+    quantization: Quantization | None = None
 
     method = "hnsw"
 
     def __post_init__(self) -> None:
+        _quantize.check(self.quantization)
         check_int(self.m, "HNSW m", 2, 100)
         check_int(self.ef_construction, "HNSW ef_construction", 4, 1000)
         if self.ef_construction < 2 * self.m:
@@ -79,6 +91,7 @@ class IVFFlat:
     lists: int | None = None
 
     method = "ivfflat"
+    quantization = None
 
     def __post_init__(self) -> None:
         if self.lists is not None:
@@ -128,8 +141,16 @@ def vector_index_name(
     strategy: DistanceStrategy,
     collection_id: uuid.UUID | None = None,
 ) -> str:
-    """The default name of a vector index: ``<table>_<method>_<distance>[_<collection>]``."""
-    parts = [table, spec.method, _DISTANCE_TAG[strategy]]
+    """The default name of a vector index: ``<table>_<method>_<distance>[_<collection>]``.
+
+    A quantized index has its quantization after the method: ``<table>_hnsw_halfvec_cosine``,
+    and ``<table>_hnsw_binary`` (no distance: hamming serves every one).
+    """
+    parts = [table, spec.method]
+    if spec.quantization is not None:
+        parts.append(spec.quantization)
+    if spec.quantization != "binary":
+        parts.append(_DISTANCE_TAG[strategy])
     if collection_id is not None:
         parts.append(collection_id.hex[:12])
     return fit_name("_".join(parts))
@@ -189,21 +210,40 @@ def check_memory(value: object) -> str | None:
 
 
 def check_indexable(
-    table: str, vector_type: VectorType, dimension: int | None, method: str
+    table: str,
+    vector_type: VectorType,
+    dimension: int | None,
+    method: str,
+    quantization: Quantization | None = None,
 ) -> None:
-    """Raise ``SchemaError`` when pgvector cannot index the table's vectors."""
+    """Raise ``SchemaError`` when pgvector cannot index the table's vectors.
+
+    And ``InvalidInputError`` for a ``halfvec`` quantization of a ``halfvec`` column.
+    """
+    if quantization == "halfvec" and vector_type == "halfvec":
+        raise InvalidInputError(
+            f"table {table!r} stores its vectors as halfvec already, so HNSW() indexes them "
+            "in half precision as they are; quantization='halfvec' is for vector columns. "
+            "Use HNSW() (the same size, exact distances) or HNSW(quantization='binary')"
+        )
     if dimension is None:
         raise SchemaError(
             f"table {table!r} has an embedding column without a fixed dimension, and pgvector "
             f"indexes only {vector_type}(n) columns; recreate the table with embedding_length=n "
             "(or alter the column to a fixed dimension)"
         )
+    if quantization is not None:
+        _check_quantizable(table, vector_type, dimension, quantization)
+        return
     limit = INDEXABLE_DIMENSIONS[vector_type]
     if dimension <= limit:
         return
     if vector_type == "vector":
         fix = (
-            "store the vectors as halfvec, which pgvector indexes up to 4,000 dimensions "
+            "index them in half precision, HNSW(quantization='halfvec') (up to 4,000 "
+            "dimensions; searches rank its candidates by the exact distance), or "
+            "HNSW(quantization='binary'); or store the vectors as halfvec, which pgvector "
+            "indexes up to 4,000 dimensions "
             "(PGVecStore(..., vector_type='halfvec', embedding_table='<a new table>'), then add "
             "the documents again), or reduce the dimensions to at most 2,000 (a smaller model, "
             "or the `dimensions` setting of models that can shorten their embeddings)"
@@ -217,6 +257,23 @@ def check_indexable(
         f"cannot build a {method} index on table {table!r}: its {vector_type} column has "
         f"{dimension:,} dimensions and pgvector indexes {vector_type} columns of at most "
         f"{limit:,}. To fix: {fix}."
+    )
+
+
+def _check_quantizable(
+    table: str, vector_type: VectorType, dimension: int, quantization: Quantization
+) -> None:
+    limit = _quantize.MAX_DIMENSIONS[quantization]
+    if dimension <= limit:
+        return
+    what = "halfvec" if quantization == "halfvec" else "bit"
+    fix = "HNSW(quantization='binary') (up to 64,000), or " if quantization == "halfvec" else ""
+    raise SchemaError(
+        f"cannot build a {quantization}-quantized hnsw index on table {table!r}: its "
+        f"{vector_type} column has {dimension:,} dimensions and pgvector's HNSW indexes "
+        f"{what} values of at most {limit:,} dimensions. To fix: {fix}reduce the dimensions "
+        f"to at most {limit:,} (a smaller model, or the `dimensions` setting of models that "
+        "can shorten their embeddings)."
     )
 
 
@@ -248,24 +305,35 @@ def vector_index(
     row_count: int = 0,
     collection_id: uuid.UUID | None = None,
     concurrently: bool = False,
+    dimension: int | None = None,
 ) -> Index:
     """Render an index spec to a ``sqlalchemy.Index`` whose opclass matches the distance.
 
     With ``collection_id`` the index is partial, ``WHERE collection_id = '<uuid>'``:
     the predicate is rendered as a literal, which the planner needs to match it
-    against a search's ``collection_id = $1``.
+    against a search's ``collection_id = $1``. A quantized spec indexes the
+    expression of :func:`._quantize.expression` (``dimension`` is then required),
+    with the operator class of :func:`._quantize.opclass`.
     """
     own = detached(table)
-    column = own.c.embedding
+    key: Any = own.c.embedding
+    opclass = strategy.opclass(vector_type)
+    if spec.quantization is not None:
+        if dimension is None:
+            raise SchemaError("a quantized index needs the table's dimension")
+        expression = _quantize.expression(spec.quantization, own.c.embedding, dimension)
+        # postgresql_ops names an expression by its label
+        key = expression.label("quantized")
+        opclass = _quantize.opclass(spec.quantization, strategy)
     kwargs: dict[str, Any] = {
         "postgresql_using": spec.method,
         "postgresql_with": spec.with_options(row_count),
-        "postgresql_ops": {column.key: strategy.opclass(vector_type)},
+        "postgresql_ops": {key.name: opclass},
         "postgresql_concurrently": concurrently,
     }
     if collection_id is not None:
         kwargs["postgresql_where"] = own.c.collection_id == collection_id
-    return Index(name, column, **kwargs)
+    return Index(name, key, **kwargs)
 
 
 def metadata_index(
@@ -309,6 +377,7 @@ class Wanted:
     opclass: str | None = None
     options: Mapping[str, int] | None = None
     collection_id: uuid.UUID | None = None
+    quantization: Quantization | None = None
 
 
 def already_built(existing: IndexInfo | None, wanted: Wanted, table: str) -> bool:
@@ -332,6 +401,7 @@ def already_built(existing: IndexInfo | None, wanted: Wanted, table: str) -> boo
         and all(parameters.get(k) == str(v) for k, v in (wanted.options or {}).items())
         and existing.partial == (wanted.collection_id is not None)
         and existing.collection_id == wanted.collection_id
+        and existing.quantization == wanted.quantization
     )
     if not same:
         raise SchemaError(
@@ -346,6 +416,8 @@ def already_built(existing: IndexInfo | None, wanted: Wanted, table: str) -> boo
 
 
 def _describe_opclass(opclass: str | None) -> str:
+    if opclass == _quantize.HAMMING_OPCLASS:
+        return f"{opclass}, which serves only the hamming distance (<~>) on bit"
     for strategy in DistanceStrategy:
         for vector_type in ("vector", "halfvec"):
             if opclass == strategy.opclass(vector_type):
@@ -371,7 +443,14 @@ def unindexed_advice(
     distance strategy and vector type need.
     """
     needed = strategy.opclass(vector_type)
-    if approx_rows <= UNINDEXED_ROWS or any(i.serves(needed, collection_id) for i in indexes):
+    if approx_rows <= UNINDEXED_ROWS or any(
+        i.serves(needed, collection_id)
+        or any(
+            i.serves_quantized(kind, _quantize.opclass(kind, strategy), collection_id)
+            for kind in _quantize.QUANTIZATIONS
+        )
+        for i in indexes
+    ):
         return None
     message = (
         f"table {table!r} holds about {approx_rows:,} rows and no vector index serves this "

@@ -18,6 +18,13 @@ the indexes, the planner picks one of three routes:
   scans), is asked for ``overfetch * k`` rows, and those are sorted again by exact
   distance.
 
+The index may be quantized (``HNSW(quantization="halfvec" | "binary")``, an index of
+an expression of the vectors): it is then asked for ``overfetch * k`` candidates on
+either index route, ordered by the quantized distance, and they are ranked by the
+exact distance on the stored vectors. An index of the vectors as stored is preferred
+to a quantized one, halfvec to binary, unless the ``quantization`` setting says
+otherwise (see :func:`serving`).
+
 A search through an index that comes back with fewer than ``k`` rows (an iterative
 scan that hit ``max_scan_tuples``, a pgvector without iterative scans, statistics
 that lied) is completed by the exact route, so a search returns min(k, matching rows).
@@ -44,7 +51,7 @@ from sqlalchemy import Dialect
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import ClauseElement
 
-from . import _hybrid, _sql, _tuning
+from . import _hybrid, _quantize, _sql, _tuning
 from ._bootstrap import NEEDS, State, require, version_of
 from ._catalog import IndexInfo
 from ._driver import DriverStatement, Step
@@ -158,12 +165,44 @@ def counted(facts: Facts, answer: list[Any], cap: int) -> Facts:
     return Facts(rows=rows, kind="at least" if rows >= cap else "exactly", share=facts.share)
 
 
-def serving(state: State, strategy: DistanceStrategy) -> IndexInfo | None:
-    """The vector index a search of the store's collection can use: its own partial
-    index first, else one over the whole table; None when there is none."""
-    opclass = strategy.opclass(state.tables.spec.vector_type)
-    usable = [i for i in state.indexes if i.serves(opclass, state.collection_id)]
+def _best(usable: list[IndexInfo]) -> IndexInfo | None:
+    """The collection's own index first, else the first over the whole table."""
     return next((i for i in usable if i.per_collection), usable[0] if usable else None)
+
+
+def serving(
+    state: State,
+    strategy: DistanceStrategy,
+    quantization: _tuning.QuantizationChoice | None = None,
+) -> IndexInfo | None:
+    """The vector index a search of the store's collection can use; None when there is none.
+
+    Of each kind, the collection's own partial index first, else one over the whole
+    table. Of the kinds, by ``quantization`` (the setting): None prefers an index of
+    the vectors as stored (exact distances in the graph, nothing to rank again),
+    else a halfvec-quantized one (the closer approximation), else a binary one;
+    ``"halfvec"`` or ``"binary"`` prefers that quantized index when there is one;
+    ``"off"`` never takes a quantized index.
+    """
+    spec = state.tables.spec
+    cid = state.collection_id
+    opclass = strategy.opclass(spec.vector_type)
+    plain = _best([i for i in state.indexes if i.serves(opclass, cid)])
+    if quantization == "off":
+        return plain
+    quantized = {
+        kind: _best(
+            [
+                i
+                for i in state.indexes
+                if i.serves_quantized(kind, _quantize.opclass(kind, strategy), cid, spec.dimension)
+            ]
+        )
+        for kind in _quantize.QUANTIZATIONS
+    }
+    if quantization is not None and quantized[quantization] is not None:
+        return quantized[quantization]
+    return plain or quantized["halfvec"] or quantized["binary"]
 
 
 def needs_probe(index: IndexInfo | None, filtered: bool) -> bool:
@@ -197,6 +236,8 @@ class Plan:
     fetch: int
     resort: bool
     gucs: tuple[tuple[str, str], ...]
+    quantization: _quantize.Quantization | None = None
+    """The candidates come from an index of this quantization (and are ranked again)."""
 
 
 def make_plan(
@@ -210,12 +251,14 @@ def make_plan(
     """The plan of ``chosen`` for ``k`` rows through ``index``, of whose rows ``share``
     can match, with the settings that differ from the session's. A relaxed iterative
     scan (the default of the iterative route, or asked for) returns rows nearly in
-    order: they are sorted again."""
+    order: they are sorted again. The candidates of a quantized index are always
+    ranked again, by exact distance."""
     if chosen == "exact":
         gucs = _tuning.timeout(settings)
         return Plan("exact", k, False, tuple(_tuning.changes(gucs, dict(state.settings)).items()))
     iterative = chosen == "iterative"
-    fetch = _tuning.fetch_size(settings, k, iterative)
+    quantization = None if index is None else index.quantization
+    fetch = _tuning.fetch_size(settings, k, iterative, quantization)
     lists = None
     if index is not None and index.method == "ivfflat":
         lists = int(index.parameters.get("lists", "0")) or None
@@ -226,10 +269,11 @@ def make_plan(
         iterative_supported=version_of(state.extension_version) >= NEEDS["iterative scans"],
         lists=lists,
         share=share if iterative else 1.0,
+        all_candidates=quantization is not None,
     )
-    resort = gucs.get("hnsw.iterative_scan") == "relaxed_order"
+    resort = quantization is not None or gucs.get("hnsw.iterative_scan") == "relaxed_order"
     changed = _tuning.changes(gucs, dict(state.settings))
-    return Plan(chosen, fetch, resort, tuple(changed.items()))
+    return Plan(chosen, fetch, resort, tuple(changed.items()), quantization)
 
 
 def filter_key(filter: Mapping[str, Any] | None) -> str | None:
@@ -411,7 +455,7 @@ class Planner:
     def _planned(self, request: Request) -> Generator[Step, list[Any], Plan]:
         """Probe what the route depends on (unless known), then plan."""
         state, filtered = request.state, request.filtered
-        index = serving(state, self._strategy)
+        index = serving(state, self._strategy, request.settings.quantization)
         threshold = _tuning.exact_below(request.settings)
         facts = None
         if needs_probe(index, filtered):
@@ -465,6 +509,7 @@ class Planner:
                 plan.route,
                 plan.fetch,
                 plan.resort,
+                plan.quantization,
             )
         compiled = self._statements.get(key) if key is not None else None
         if compiled is None:
@@ -479,6 +524,7 @@ class Planner:
                 resort=plan.resort,
                 fetch=plan.fetch,
                 exact=plan.route == "exact",
+                quantization=plan.quantization,
             )
             compiled = _Compiled(statement, self._compile(statement))
             if key is not None:

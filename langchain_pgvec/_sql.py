@@ -37,7 +37,8 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from . import _terms
+from . import _quantize, _terms
+from ._quantize import Quantization
 from ._schema import DistanceStrategy, Tables, send_function, vector_column_type
 
 
@@ -267,6 +268,7 @@ def search(
     fetch: int | None = None,
     exact: bool = False,
     documents: bool = True,
+    quantization: Quantization | None = None,
 ) -> Select[Any]:
     """The ``k`` nearest documents: id, content, metadata, distance (and embedding bytes).
 
@@ -280,7 +282,10 @@ def search(
     (``cosine_distance(...)``) rather than the operator, which no vector index serves:
     the rows matching ``where`` (found by their own indexes) are ranked by exact
     distance, each computed once. Without ``documents``, only ids and distances (a
-    hybrid search's vector leg).
+    hybrid search's vector leg). With ``quantization`` (not with ``exact``), the inner
+    query orders by the quantized distance, the expression of a quantized index
+    (:func:`._quantize.distance`), takes ``fetch`` candidates with their exact
+    distance, and the outer query keeps the ``k`` nearest by that exact distance.
     """
     table = tables.embedding
     query = query_vector(tables, vector)
@@ -289,15 +294,23 @@ def search(
     else:  # the operator, which the index serves
         measure = strategy.distance(table.c.embedding, query)
     distance = measure.label("distance")
+    order: Any = distance
+    if quantization is not None and not exact:
+        dimension = tables.spec.dimension
+        if dimension is None:
+            raise ValueError("a search through a quantized index needs the table's dimension")
+        typed = query
+        if tables.spec.vector_type == "vector":  # binary_quantize() has a halfvec twin
+            typed = cast(query, vector_column_type("vector", dimension))
+        order = _quantize.distance(quantization, strategy, table.c.embedding, typed, dimension)
+        resort = True  # the candidates, in quantized order, ranked by exact distance
     columns: list[Any] = [table.c.id, table.c.content, table.c.metadata, distance]
     if not documents:
         columns = [table.c.id, distance]
     if with_vectors:
         columns.append(table.c.embedding)
     fetch = k if exact else max(k, fetch or k)
-    nearest = (
-        select(*columns).where(scope(tables, cid, where)).order_by(distance).limit(inline(fetch))
-    )
+    nearest = select(*columns).where(scope(tables, cid, where)).order_by(order).limit(inline(fetch))
     if exact and not with_vectors:
         return nearest
     if not (resort or with_vectors or fetch > k):

@@ -2357,9 +2357,13 @@ class PGVecStore(VectorStore):
         Args:
             spec: ``HNSW(m, ef_construction)`` or ``IVFFlat(lists)``; IVFFlat without
                 ``lists`` is sized from the row count (rows / 1000, or sqrt(rows) above
-                1M rows).
+                1M rows). ``HNSW(quantization="halfvec" | "binary")`` indexes the vectors
+                in half precision or as bits; searches re-rank its candidates by exact
+                distance (``overfetch``).
             name: The index name; by default ``<table>_<method>_<distance>``, plus the
-                collection for ``per_collection``.
+                collection for ``per_collection``; a quantized index has its
+                quantization after the method (``<table>_hnsw_halfvec_cosine``,
+                ``<table>_hnsw_binary``).
             concurrently: ``CREATE INDEX CONCURRENTLY``: writes go on during the build
                 (slower; runs outside a transaction).
             per_collection: A partial index over this store's collection only
@@ -2374,14 +2378,17 @@ class PGVecStore(VectorStore):
         Raises:
             InvalidInputError: ``spec`` is not an ``HNSW`` or ``IVFFlat`` instance,
                 ``name`` is empty or over 63 bytes, ``maintenance_work_mem`` is not a
-                memory size, or ``concurrently`` and ``maintenance_work_mem`` are asked
-                for on a connection through a pooler.
+                memory size, ``concurrently`` and ``maintenance_work_mem`` are asked
+                for on a connection through a pooler, or ``quantization="halfvec"`` is
+                asked for on a halfvec table.
             SchemaError: The table does not exist; with ``per_collection``, the
                 collection does not; its vectors have no fixed dimension, or more
-                dimensions than pgvector indexes (2,000 for vector, 4,000 for halfvec);
-                or the name is taken by an index with another definition, an invalid
-                index, or another relation.
-            ExtensionError: An HNSW index on pgvector older than 0.5.
+                dimensions than pgvector indexes (2,000 for vector, 4,000 for halfvec
+                and for a halfvec quantization, 64,000 for a binary one); or the name
+                is taken by an index with another definition, an invalid index, or
+                another relation.
+            ExtensionError: An HNSW index on pgvector older than 0.5, or a quantized
+                one on pgvector older than 0.7.
             PrivilegeError: The role does not own the table.
             ConnectError: No connection could be had.
             ConnectionLostError: The server could not be reached, or went away during

@@ -22,7 +22,11 @@ Defaults, chosen so that approximate search returns what was asked:
 - a filtered search, or one of a collection that is a minority of a shared index,
   with at most ``exact_below`` matching rows (5,000) skips the vector index
   altogether: exact distances over the matching rows, no settings but the statement
-  timeout.
+  timeout;
+- a search through a quantized index (``HNSW(quantization=...)``) asks it for
+  ``overfetch * k`` candidates on every route (``overfetch`` 2 for halfvec, 10 for
+  binary), with ``hnsw.ef_search`` at least that (up to 1,000), and ranks them by
+  exact distance.
 """
 
 from __future__ import annotations
@@ -37,10 +41,14 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 
 from ._errors import InvalidInputError
+from ._quantize import DEFAULT_OVERFETCH as QUANTIZED_OVERFETCH
+from ._quantize import Quantization
 from ._validate import check_int
 
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 _ITERATIVE = ("off", "relaxed_order", "strict_order")
+QuantizationChoice = Literal["halfvec", "binary", "off"]
+_QUANTIZATION_CHOICES = ("halfvec", "binary", "off")
 DEFAULT_EF_SEARCH = 40
 DEFAULT_OVERFETCH = 2
 DEFAULT_EXACT_BELOW = 5_000
@@ -85,6 +93,11 @@ class SearchSettings:
             ``overfetch * k`` matching rows and keeps the ``k`` nearest by exact
             distance (1 to 100; default 2). An iterative scan returns matches in
             roughly increasing distance; asking for more than ``k`` lifts recall.
+            A search through a quantized index (``HNSW(quantization=...)``) asks it
+            for ``overfetch * k`` candidates on every route and ranks them by the
+            exact distance (default 2 for halfvec, 10 for binary); ``hnsw.ef_search``
+            is then at least ``overfetch * k`` (up to 1,000), whatever ``ef_search``
+            says, or the index would return fewer.
         exact_below: A filtered search, or a search of a collection that holds less
             than 80% of a shared index's rows, that matches at most this many rows
             skips the vector index: the rows' own indexes find them and all of them
@@ -94,12 +107,17 @@ class SearchSettings:
             rows costs an EXPLAIN (the database planner's estimate) and, when that is
             close, a count stopped at ``exact_below + 1`` rows; the answer is kept
             for a minute.
+        quantization: Which kind of vector index a search uses when several serve
+            it. None: an index of the vectors as stored, else a halfvec-quantized
+            one, else a binary one. ``"halfvec"`` or ``"binary"``: that quantized
+            index when one serves the search (else as None); ``"off"``: never a
+            quantized index.
 
     Raises:
         InvalidInputError: A field is not an integer in its range (given above;
             ``max_scan_tuples`` and ``statement_timeout_ms``: 1 to 2,147,483,647,
             ``max_probes``: 1 to 32768, ``exact_below``: from 0), or ``iterative_scan``
-            is not one of its three values.
+            or ``quantization`` is not one of its three values.
     """
 
     ef_search: int | None = None
@@ -110,6 +128,7 @@ class SearchSettings:
     statement_timeout_ms: int | None = None
     overfetch: int | None = None
     exact_below: int | None = None
+    quantization: QuantizationChoice | None = None
 
     def __post_init__(self) -> None:
         _positive("ef_search", self.ef_search, 1000)
@@ -124,6 +143,11 @@ class SearchSettings:
             raise InvalidInputError(
                 f"iterative_scan must be one of {', '.join(_ITERATIVE)}, "
                 f"got {self.iterative_scan!r}"
+            )
+        if self.quantization is not None and self.quantization not in _QUANTIZATION_CHOICES:
+            raise InvalidInputError(
+                f"quantization must be one of {', '.join(_QUANTIZATION_CHOICES)}, "
+                f"got {self.quantization!r}"
             )
 
     def merged(self, override: SearchSettings | None) -> SearchSettings:
@@ -166,8 +190,15 @@ def exact_below(settings: SearchSettings) -> int:
     return DEFAULT_EXACT_BELOW if settings.exact_below is None else settings.exact_below
 
 
-def fetch_size(settings: SearchSettings, k: int, filtered: bool) -> int:
-    """How many rows a search asks the index for, to keep the ``k`` nearest."""
+def fetch_size(
+    settings: SearchSettings, k: int, filtered: bool, quantization: Quantization | None = None
+) -> int:
+    """How many rows a search asks the index for, to keep the ``k`` nearest.
+
+    Through a quantized index, ``overfetch * k`` candidates on every route.
+    """
+    if quantization is not None:
+        return k * (settings.overfetch or QUANTIZED_OVERFETCH[quantization])
     if not filtered:
         return k
     return k * (settings.overfetch or DEFAULT_OVERFETCH)
@@ -193,15 +224,19 @@ def resolve(
     iterative_supported: bool,
     lists: int | None = None,
     share: float = 1.0,
+    all_candidates: bool = False,
 ) -> dict[str, str]:
     """The GUCs to set for one query (name -> value).
 
     ``lists``: those of the IVFFlat index the query is expected to use; ``share``: the
-    share of its rows that match.
+    share of its rows that match; ``all_candidates``: ``hnsw.ef_search`` is at least
+    ``candidates`` (up to 1,000) even when ``ef_search`` is set lower (the candidates
+    of a quantized index, which are all ranked again).
     """
-    gucs: dict[str, str] = {
-        "hnsw.ef_search": str(settings.ef_search or min(1000, max(DEFAULT_EF_SEARCH, candidates)))
-    }
+    ef_search = settings.ef_search or min(1000, max(DEFAULT_EF_SEARCH, candidates))
+    if all_candidates:
+        ef_search = max(ef_search, min(1000, candidates))
+    gucs: dict[str, str] = {"hnsw.ef_search": str(ef_search)}
     probes = settings.probes or (default_probes(lists, share) if lists else None)
     if probes is not None:
         gucs["ivfflat.probes"] = str(probes)

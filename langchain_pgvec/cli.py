@@ -6,6 +6,7 @@ Usage::
     pgvec info                                   # tables, collections, indexes
     pgvec search "query" --collection docs --k 5 --filter '{"year": {"$gte": 2020}}'
     pgvec index create hnsw --m 16 --ef-construction 64 [--per-collection --collection docs]
+    pgvec index create hnsw --quantization binary     # or halfvec: re-ranked by exact distance
     pgvec index list
     pgvec index drop NAME
     pgvec embedded start|stop|url [--dir DIR]
@@ -288,6 +289,8 @@ def _print_indexes(
             notes.append(f"collection {names.get(index.collection_id, index.collection_id)!s}")
         elif index.partial:
             notes.append(f"WHERE {index.predicate}")
+        if index.quantization is not None:
+            notes.append(f"{index.quantization} quantization")
         if not index.valid:
             notes.append("INVALID: a failed concurrent build; drop it and create it again")
         columns = ", ".join(index.columns)
@@ -416,6 +419,7 @@ def _index_create(args: argparse.Namespace) -> int:
             spec: HNSW | IVFFlat = HNSW(
                 m=args.m if args.m is not None else 16,
                 ef_construction=args.ef_construction if args.ef_construction is not None else 64,
+                quantization=args.quantization,
             )
         else:
             spec = IVFFlat(lists=args.lists)
@@ -439,7 +443,10 @@ def _index_create(args: argparse.Namespace) -> int:
         info = next((i for i in store.list_indexes() if i.name == name), None)
     finally:
         store.close()
-    detail = f" ({info.method}, {info.opclass}, {_size(info.size_bytes)})" if info else ""
+    detail = ""
+    if info is not None:
+        quantized = f", {info.quantization}" if info.quantization else ""
+        detail = f" ({info.method}{quantized}, {info.opclass}, {_size(info.size_bytes)})"
     print(f"index {name}{detail} ready in {elapsed:.1f}s")
     return 0
 
@@ -616,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--ef-construction", type=_positive_int, help="HNSW: build candidate list (64)"
     )
+    create.add_argument(
+        "--quantization",
+        choices=["halfvec", "binary"],
+        help="HNSW: index halfvec or binary-quantized vectors; searches re-rank exactly",
+    )
     create.add_argument("--lists", type=_positive_int, help="IVFFlat: lists (default rows/1000)")
     create.add_argument(
         "--per-collection", action="store_true", help="a partial index for one collection"
@@ -671,8 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_index_create(args: argparse.Namespace) -> str | None:
-    if args.method == "ivfflat" and (args.m is not None or args.ef_construction is not None):
-        return "--m and --ef-construction are HNSW options; IVFFlat takes --lists"
+    if args.method == "ivfflat" and (
+        args.m is not None or args.ef_construction is not None or args.quantization is not None
+    ):
+        return "--m, --ef-construction and --quantization are HNSW options; IVFFlat takes --lists"
     if args.method == "hnsw" and args.lists is not None:
         return "--lists is an IVFFlat option; HNSW takes --m and --ef-construction"
     if args.per_collection and not args.collection:
