@@ -29,11 +29,11 @@ from langchain_pgvec import (
     SchemaError,
     SearchSettings,
 )
+from langchain_pgvec._quantize import Quantization
 from langchain_pgvec.cli import main
 
 DIM = 64
-SMALL = {"m": 8, "ef_construction": 32}  # builds fast; plenty for a few thousand rows
-KINDS = ["halfvec", "binary"]
+KINDS: list[Quantization] = ["halfvec", "binary"]
 OPCLASS = {"halfvec": "halfvec_cosine_ops", "binary": "bit_hamming_ops"}
 
 
@@ -63,6 +63,11 @@ def make_store(engine: Engine, collection_name: str) -> Iterator[Any]:
                 conn.execute(DropTable(Table(name, MetaData()), if_exists=True))
 
 
+def small(quantization: Quantization | None = None) -> HNSW:
+    """An HNSW index that builds fast; plenty for a few thousand rows."""
+    return HNSW(m=8, ef_construction=32, quantization=quantization)
+
+
 @pytest.fixture
 def quantized(needs_pgvector: Any) -> None:
     """Quantized indexes need pgvector 0.7 (halfvec, binary_quantize, bit HNSW)."""
@@ -88,7 +93,8 @@ def clustered(n: int, dim: int, clusters: int, seed: int = 0) -> tuple[np.ndarra
     def draw(count: int) -> np.ndarray:
         noise = rng.standard_normal((count, dim)).astype(np.float32) * (0.6 / np.sqrt(dim))
         out: np.ndarray = centres[rng.integers(0, clusters, size=count)] + noise
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        normed: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return normed
 
     return draw(n), draw(40)
 
@@ -132,14 +138,14 @@ def assert_exact_order(pairs: list[Any], vectors: np.ndarray, query: np.ndarray)
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_create_list_search_drop(
-    make_store: Any, run: Runner, engine: Engine, quantized: None, kind: str
+    make_store: Any, run: Runner, engine: Engine, quantized: None, kind: Quantization
 ) -> None:
     store = make_store()
     vectors = unit_rows(2000)
     await load(run, store, vectors)
     table = store._spec.embedding_table
 
-    name = await run(store, "create_index", HNSW(**SMALL, quantization=kind))
+    name = await run(store, "create_index", small(kind))
     assert name == (f"{table}_hnsw_binary" if kind == "binary" else f"{table}_hnsw_halfvec_cosine")
     (index,) = vector_indexes(await run(store, "list_indexes"))
     assert (index.name, index.method, index.opclass) == (name, "hnsw", OPCLASS[kind])
@@ -148,7 +154,7 @@ async def test_create_list_search_drop(
     assert expected in index.columns[0] and index.size_bytes > 0
     assert index.parameters == {"m": "8", "ef_construction": "32"}
     # the same index again is no error and no second index
-    assert await run(store, "create_index", HNSW(**SMALL, quantization=kind)) == name
+    assert await run(store, "create_index", small(kind)) == name
     assert len(vector_indexes(await run(store, "list_indexes"))) == 1
 
     analyze(engine, store)
@@ -176,13 +182,13 @@ async def test_create_list_search_drop(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_filtered_search_through_a_quantized_index(
-    make_store: Any, run: Runner, engine: Engine, needs_pgvector: Any, kind: str
+    make_store: Any, run: Runner, engine: Engine, needs_pgvector: Any, kind: Quantization
 ) -> None:
     needs_pgvector(0, 8)  # the iterative scan keeps going until enough rows pass
     store = make_store()
     vectors = unit_rows(2500)
     await load(run, store, vectors, [{"g": i % 50} for i in range(2500)])
-    name = await run(store, "create_index", HNSW(**SMALL, quantization=kind))
+    name = await run(store, "create_index", small(kind))
     analyze(engine, store)
     query = unit_rows(1, seed=9)[0]
     rare = {"g": {"$lt": 1}}  # 2% of the rows
@@ -204,7 +210,7 @@ async def test_filtered_search_through_a_quantized_index(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_recall_against_exact_search_on_clustered_vectors(
-    make_store: Any, engine: Engine, quantized: None, kind: str
+    make_store: Any, engine: Engine, quantized: None, kind: Quantization
 ) -> None:
     """With the default overfetch, recall@10 after re-ranking is at least 0.95."""
     dim = 384
@@ -239,8 +245,8 @@ async def test_the_float_index_is_preferred_unless_the_setting_says_otherwise(
     store = make_store()
     vectors = unit_rows(2000)
     await load(run, store, vectors)
-    binary = await run(store, "create_index", HNSW(**SMALL, quantization="binary"))
-    halfvec = await run(store, "create_index", HNSW(**SMALL, quantization="halfvec"))
+    binary = await run(store, "create_index", small("binary"))
+    halfvec = await run(store, "create_index", small("halfvec"))
     analyze(engine, store)
     query = vectors[3].tolist()
 
@@ -248,7 +254,7 @@ async def test_the_float_index_is_preferred_unless_the_setting_says_otherwise(
     assert f"Index Scan using {halfvec}" in await run(store, "explain", query)
     assert f"Index Scan using {binary}" in await run(store, "explain", query, quantization="binary")
 
-    plain = await run(store, "create_index", HNSW(**SMALL))
+    plain = await run(store, "create_index", small())
     analyze(engine, store)
     # an index of the vectors as stored wins: exact distances, nothing to rank again
     plan = await run(store, "explain", query)
@@ -283,7 +289,7 @@ async def test_halfvec_quantization_of_a_halfvec_table_is_refused(
     assert vector_indexes(await run(store, "list_indexes")) == []
 
     # binary quantization of halfvec vectors works, re-ranked on the halfvecs
-    name = await run(store, "create_index", HNSW(**SMALL, quantization="binary"))
+    name = await run(store, "create_index", small("binary"))
     analyze(engine, store)
     query = vectors[11].tolist()
     assert f"Index Scan using {name}" in await run(store, "explain", query)
@@ -331,7 +337,7 @@ async def test_partitioned_table_has_a_quantized_graph_per_collection(
     await load(run, first, vectors)
     await load(run, second, unit_rows(500, seed=1))
 
-    name = await run(first, "create_index", HNSW(**SMALL, quantization="binary"))
+    name = await run(first, "create_index", small("binary"))
     (index,) = vector_indexes(await run(first, "list_indexes"))
     assert index.partitioned and index.quantization == "binary"
     analyze(engine, first)
@@ -358,9 +364,7 @@ async def test_a_collections_own_quantized_index(
     vectors = unit_rows(1500)
     await load(run, store, vectors)
     await load(run, other, unit_rows(1500, seed=1))
-    name = await run(
-        store, "create_index", HNSW(**SMALL, quantization="halfvec"), per_collection=True
-    )
+    name = await run(store, "create_index", small("halfvec"), per_collection=True)
     (index,) = vector_indexes(await run(store, "list_indexes"))
     assert index.collection_id is not None and index.quantization == "halfvec"
     analyze(engine, store)
