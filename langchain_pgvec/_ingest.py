@@ -38,7 +38,7 @@ from . import _sql
 from ._bootstrap import dimension_error
 from ._engine import aretrying, retrying
 from ._schema import Tables, vector_column_type
-from ._validate import Batch, as_matrix, check_int, json_dumps, prepare
+from ._validate import Batch, as_matrix, check_int, prepare
 
 #: rows per COPY chunk: bounds the encoded payload held in memory at once (the queued
 #: writer holds at most a few chunks while a thread sends them)
@@ -53,7 +53,6 @@ _JSONB_PREFIX = struct.Struct(">ib").pack
 _COLUMNS = ("collection_id", "id", "content", "metadata", "embedding")
 #: COPY column order: fixed-width fields first, so a chunk's row heads are one matrix
 _COPY_COLUMNS = ("collection_id", "embedding", "id", "content", "metadata")
-_dumps = json_dumps
 
 
 def plan(
@@ -130,7 +129,7 @@ def encode(
         head_bytes = heads.tobytes()
         ids = _split(chunk.ids)
         texts = _split(chunk.texts)
-        metas = _split(list(map(_dumps, chunk.metadatas)))
+        metas = _split(chunk.metadata_json)
         parts: list[bytes] = [b""] * (7 * rows)
         parts[0::7] = [
             head_bytes[i : i + head_width] for i in range(0, len(head_bytes), head_width)

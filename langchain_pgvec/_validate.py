@@ -9,6 +9,8 @@ its arguments.
 from __future__ import annotations
 
 import decimal
+import itertools
+import operator
 import json
 import math
 import re
@@ -49,11 +51,7 @@ def _positional(match: re.Match[str]) -> str:
 def json_dumps(value: Any) -> str:
     """JSON for JSONB: floats in positional notation with a decimal point, because
     PostgreSQL's numeric prints 1e+16 as 10000000000000000 (read back as an int)."""
-    text = _encode(value)
-    # float repr always signs its exponent (1e+16, 1e-05): most JSON has neither
-    if "e+" in text or "e-" in text:
-        text = _EXPONENT.sub(_positional, text)
-    return text
+    return _exponents(_encode(value))
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,8 @@ class Batch:
     texts: list[str]
     metadatas: list[dict[str, Any]]
     vectors: np.ndarray
+    #: the metadata as JSON texts (:func:`check_metadatas`), what COPY sends
+    metadata_json: list[str]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,6 +75,7 @@ class Batch:
             [self.texts[i] for i in rows],
             [self.metadatas[i] for i in rows],
             self.vectors[np.asarray(rows, dtype=np.intp)],
+            [self.metadata_json[i] for i in rows],
         )
 
     def slice(self, start: int, stop: int) -> Batch:
@@ -84,6 +85,7 @@ class Batch:
             self.texts[start:stop],
             self.metadatas[start:stop],
             self.vectors[start:stop],
+            self.metadata_json[start:stop],
         )
 
 
@@ -184,8 +186,8 @@ def check_string(value: str, where: str, error: type[Exception] = InvalidInputEr
 
 
 def _check_json(value: Any, where: str, depth: int = 0) -> None:
-    if depth > 100:
-        raise InvalidInputError(f"{where} is nested more than 100 levels deep")
+    if depth > MAX_DEPTH:
+        raise InvalidInputError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, float):
@@ -217,37 +219,108 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
     )
 
 
-_FLAT = (int, bool, type(None))
+#: the deepest nesting metadata may have (the dict itself is level 0)
+MAX_DEPTH = 100
+_STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_decode = json.JSONDecoder().decode
+#: between rows encoded in one call: a NUL, which no storable row holds (JSON escapes it)
+_SEPARATOR = "\x00"
+_SEPARATOR_TEXT = ',"\\u0000",'
 
 
 def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
-    """One metadata dict (None means {}), checked to round-trip through JSONB exactly.
+    """One metadata dict (None means {}), checked as :func:`check_metadatas` checks it."""
+    return check_metadatas([metadata], position)[0][0]
 
-    Flat dicts of scalars (the common case) are checked in one pass; anything nested
-    goes through the full recursive check.
+
+def check_metadatas(
+    metadatas: Sequence[Any], start: int = 0
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Metadata dicts (None means {}) checked to round-trip through JSONB exactly, and
+    their JSON texts (what COPY sends); positions in errors count from ``start``.
+
+    In bulk, by C code over all rows at once: the rows are encoded in one call (which
+    refuses NaN, infinity and what JSON cannot hold) and decoded back in one call (a
+    non-string key comes back a string: the rows differ), and the texts are searched
+    for what PostgreSQL refuses (a lone surrogate, an escaped NUL) and counted for
+    brackets (more than :data:`MAX_DEPTH` levels need more). Only a row one of these
+    flags gets the per-value check, :func:`_check_json`, which either names the problem
+    or accepts the row (a tuple that came back a list, a backslash before ``u0000``);
+    so exactly what that check refuses is refused.
     """
+    if set(map(type, metadatas)) - {dict}:  # None, or a Mapping that is not a dict
+        metadatas = [_as_dict(m, start + i) for i, m in enumerate(metadatas)]
+    dicts = list(map(dict, metadatas))
+    if not dicts:
+        return dicts, []
+    rows = list(itertools.chain.from_iterable(zip(dicts, itertools.repeat(_SEPARATOR))))
+    rows.pop()
+    try:
+        whole = _STRICT(rows)
+    except (TypeError, ValueError, RecursionError):
+        whole = None
+    texts = [] if whole is None else whole[1:-1].split(_SEPARATOR_TEXT)
+    if len(texts) != len(dicts):  # the encoder refused a row, or a row holds a NUL
+        texts = [_encode_one(d, start + i) for i, d in enumerate(dicts)]
+        whole = "[" + _SEPARATOR_TEXT.join(texts) + "]"
+    suspects = set()
+    decoded = _decode(whole)
+    if decoded != rows:  # a key that was not a string, or a tuple
+        suspects.update(
+            i for i, same in enumerate(map(operator.eq, decoded[::2], dicts)) if not same
+        )
+    brackets = map(
+        operator.add,
+        map(str.count, texts, itertools.repeat("{")),
+        map(str.count, texts, itertools.repeat("[")),
+    )
+    suspects.update(i for i, count in enumerate(brackets) if count > MAX_DEPTH)
+    if "\\u0000" in whole:
+        suspects.update(i for i, t in enumerate(texts) if "\\u0000" in t)
+    if not whole.isascii() and not _utf8(whole):
+        suspects.update(i for i, t in enumerate(texts) if not _utf8(t))
+    for i in sorted(suspects):
+        _check_json(dicts[i], f"metadatas[{start + i}]")
+    if "e+" in whole or "e-" in whole:  # a float in exponent notation, maybe
+        texts = list(map(_exponents, texts))
+    return dicts, texts
+
+
+def _as_dict(metadata: Any, position: int) -> Mapping[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(
             f"metadatas[{position}] must be a dict, got {type(metadata).__name__}"
         )
-    for key, value in metadata.items():
-        kind = type(value)
-        if type(key) is not str or not plain(key):
-            break
-        if kind is str:
-            if not plain(value):
-                break
-        elif kind is float:
-            if not math.isfinite(value):
-                break
-        elif kind not in _FLAT:
-            break
-    else:
-        return dict(metadata)
-    _check_json(metadata, f"metadatas[{position}]")
-    return dict(metadata)
+    return metadata
+
+
+def _encode_one(metadata: dict[str, Any], position: int) -> str:
+    """One dict's JSON text; a dict the encoder refuses gets the per-value check."""
+    try:
+        return _STRICT(metadata)
+    except (TypeError, ValueError, RecursionError) as exc:
+        _check_json(metadata, f"metadatas[{position}]")
+        raise InvalidInputError(  # a value of a type the check takes but JSON does not
+            f"metadatas[{position}] holds a value JSON cannot encode ({exc}); use str, "
+            "int, float, bool, None, list or dict"
+        ) from exc
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _exponents(text: str) -> str:
+    # float repr always signs its exponent (1e+16, 1e-05): most JSON has neither
+    if "e+" in text or "e-" in text:
+        return _EXPONENT.sub(_positional, text)
+    return text
 
 
 #: the most rows a call may ask for (k, fetch_k, a get's limit): far beyond any
@@ -395,11 +468,12 @@ def prepare(
         )
     if metadatas is None:
         metadata_list: list[dict[str, Any]] = [{} for _ in range(count)]
+        metadata_json = ["{}"] * count
     else:
         metadatas = list(metadatas)
         if len(metadatas) != count:
             raise InvalidInputError(
                 f"got {count} texts but {len(metadatas)} metadatas; pass one per text"
             )
-        metadata_list = [check_metadata(m, i) for i, m in enumerate(metadatas)]
-    return Batch(check_ids(ids, count), text_list, metadata_list, matrix)
+        metadata_list, metadata_json = check_metadatas(metadatas)
+    return Batch(check_ids(ids, count), text_list, metadata_list, matrix, metadata_json)

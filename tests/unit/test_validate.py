@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from langchain_pgvec import _validate
 from langchain_pgvec._errors import DimensionMismatchError, InvalidInputError, SchemaError
@@ -20,6 +22,7 @@ from langchain_pgvec._validate import (
     MAX_ROWS,
     TSVECTOR_BYTES,
     Batch,
+    _check_json,
     as_matrix,
     as_vector,
     check_full_text,
@@ -27,6 +30,7 @@ from langchain_pgvec._validate import (
     check_int,
     check_key,
     check_metadata,
+    check_metadatas,
     check_query,
     check_string,
     json_dumps,
@@ -245,6 +249,74 @@ def test_very_deep_metadata_is_an_input_error() -> None:
         inner = inner["k"]
     with pytest.raises(InvalidInputError, match="nested more than 100 levels"):
         check_metadata(deep, 0)
+
+
+def test_a_nested_mapping_json_cannot_encode_is_refused_up_front() -> None:
+    with pytest.raises(InvalidInputError, match=r"metadatas\[4\] holds a value JSON cannot"):
+        check_metadatas([{"a": types.MappingProxyType({"b": 1})}], 4)
+
+
+def test_metadata_texts_are_what_the_database_reads_back() -> None:
+    rows = [None, {"x": 1e16, "s": "e+1"}, {"t": (1, 2), "n": {"é": [1e-5]}}]
+    dicts, texts = check_metadatas(rows)
+    assert dicts == [{}, {"x": 1e16, "s": "e+1"}, {"t": (1, 2), "n": {"é": [1e-5]}}]
+    assert texts == ["{}", '{"x":10000000000000000.0,"s":"e+1"}', '{"t":[1,2],"n":{"é":[0.00001]}}']
+    assert texts == [json_dumps(d) for d in dicts]
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(codec=None), max_size=6)
+    | st.sampled_from(["\x00", "a\\u0000", "\ud800", "\\", "1e+16"])
+)
+_KEYS = st.text(max_size=4) | st.sampled_from(["\x00", "\udc80"]) | st.integers() | st.booleans()
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(_KEYS, inner, max_size=4)
+        | st.frozensets(st.integers(), max_size=2)
+    ),
+    max_leaves=12,
+)
+
+
+def _reference(metadata: dict[Any, Any]) -> str | None:
+    """The per-value check alone: its error message, or None when it accepts."""
+    try:
+        _check_json(metadata, "metadatas[0]")
+    except InvalidInputError as exc:
+        return str(exc)
+    return None
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5))
+def test_the_bulk_check_refuses_exactly_what_the_per_value_check_does(
+    metadata: dict[Any, Any],
+) -> None:
+    expected = _reference(metadata)
+    try:
+        dicts, texts = check_metadatas([{"ok": 1}, metadata], start=-1)
+    except InvalidInputError as exc:
+        assert str(exc) == expected
+        return
+    assert expected is None
+    assert texts[1] == json_dumps(metadata) and dicts[1] == metadata
+
+
+def test_deep_nesting_far_beyond_the_limit_is_refused_in_bulk() -> None:
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(5_000):
+        inner["k"] = {}
+        inner = inner["k"]
+    with pytest.raises(InvalidInputError, match=r"^metadatas\[1\]\['k'\].*nested more than"):
+        check_metadatas([{}, deep])
 
 
 # ---------------------------------------------------------------------- ids
