@@ -258,12 +258,12 @@ def check_metadatas(
     try:
         whole = _STRICT(rows)
     except (TypeError, ValueError, RecursionError):
-        whole = None
-    texts = [] if whole is None else whole[1:-1].split(_SEPARATOR_TEXT)
+        whole = ""
+    texts = whole[1:-1].split(_SEPARATOR_TEXT) if whole else []
     if len(texts) != len(dicts):  # the encoder refused a row, or a row holds a NUL
         texts = [_encode_one(d, start + i) for i, d in enumerate(dicts)]
         whole = "[" + _SEPARATOR_TEXT.join(texts) + "]"
-    suspects = set()
+    suspects: set[int] = set()
     decoded = _decode(whole)
     if decoded != rows:  # a key that was not a string, or a tuple
         suspects.update(
