@@ -33,6 +33,22 @@ MAX_DIMENSIONS: Mapping[Quantization, int] = {"halfvec": 4000, "binary": 64000}
 DEFAULT_OVERFETCH: Mapping[Quantization, int] = {"halfvec": 2, "binary": 10}
 """Candidates asked of a quantized index per result, when ``overfetch`` is not set."""
 
+MIN_CANDIDATES: Mapping[Quantization, int] = {"halfvec": 0, "binary": 100}
+"""The fewest candidates asked of a quantized index when ``overfetch`` is not set.
+
+The hamming distance of bits ranks a query's true neighbours among its first hundred
+or so candidates whatever ``k`` is: 10 per result would be 40 for LangChain's default
+``k=4``, and miss a quarter of them on clustered 384-dimension vectors.
+"""
+
+FILTERED = 2
+"""How many times the default candidates a search on the iterative route asks for.
+
+A filter (or a collection that is a minority of a shared index) leaves the nearest
+matching rows further from the query, where a quantized distance tells them apart
+less well: binary with 10 per result found 88% of them under a 2% filter, with 20 97%.
+"""
+
 HAMMING_OPCLASS = "bit_hamming_ops"
 
 #: the key of an expression index as ``pg_get_indexdef(oid, 1, true)`` prints it
@@ -94,6 +110,14 @@ def parse(key: str) -> tuple[Quantization, int] | None:
     return None
 
 
-def overfetch(kind: Quantization, setting: int | None) -> int:
-    """The candidates per result to ask of a ``kind`` index (the setting, else the default)."""
-    return setting or DEFAULT_OVERFETCH[kind]
+def candidates(kind: Quantization, k: int, overfetch: int | None, iterative: bool) -> int:
+    """The candidates to ask of a ``kind`` index for ``k`` results.
+
+    ``overfetch * k`` when the setting is given. Else the default overfetch times ``k``,
+    and at least :data:`MIN_CANDIDATES`; both times :data:`FILTERED` on the iterative
+    route.
+    """
+    if overfetch is not None:
+        return overfetch * k
+    factor = FILTERED if iterative else 1
+    return factor * max(DEFAULT_OVERFETCH[kind] * k, MIN_CANDIDATES[kind])

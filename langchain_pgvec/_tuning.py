@@ -25,8 +25,8 @@ Defaults, chosen so that approximate search returns what was asked:
   timeout;
 - a search through a quantized index (``HNSW(quantization=...)``) asks it for
   ``overfetch * k`` candidates on every route (``overfetch`` 2 for halfvec, 10 for
-  binary), with ``hnsw.ef_search`` at least that (up to 1,000), and ranks them by
-  exact distance.
+  binary and at least 100 candidates; twice that on the iterative route), with
+  ``hnsw.ef_search`` at least that (up to 1,000), and ranks them by exact distance.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
 
+from . import _quantize
 from ._errors import InvalidInputError
-from ._quantize import DEFAULT_OVERFETCH as QUANTIZED_OVERFETCH
 from ._quantize import Quantization
 from ._validate import check_int
 
@@ -95,7 +95,8 @@ class SearchSettings:
             roughly increasing distance; asking for more than ``k`` lifts recall.
             A search through a quantized index (``HNSW(quantization=...)``) asks it
             for ``overfetch * k`` candidates on every route and ranks them by the
-            exact distance (default 2 for halfvec, 10 for binary); ``hnsw.ef_search``
+            exact distance (default 2 for halfvec; 10 for binary, and then at least
+            100 candidates; twice as many on the iterative route); ``hnsw.ef_search``
             is then at least ``overfetch * k`` (up to 1,000), whatever ``ef_search``
             says, or the index would return fewer.
         exact_below: A filtered search, or a search of a collection that holds less
@@ -198,7 +199,7 @@ def fetch_size(
     Through a quantized index, ``overfetch * k`` candidates on every route.
     """
     if quantization is not None:
-        return k * (settings.overfetch or QUANTIZED_OVERFETCH[quantization])
+        return _quantize.candidates(quantization, k, settings.overfetch, filtered)
     if not filtered:
         return k
     return k * (settings.overfetch or DEFAULT_OVERFETCH)

@@ -274,14 +274,24 @@ def test_a_quantized_plan_overfetches_on_every_route_with_ef_search_to_match() -
     assert dict(plain.gucs) == {"hnsw.ef_search": "100"}
     half = make_plan("index", 10, SearchSettings(), state(HALFVEC_IX), HALFVEC_IX)
     assert (half.fetch, half.quantization, dict(half.gucs)) == (20, "halfvec", {})  # 40
+    # a filter leaves the matching neighbours further out: twice the candidates
     filtered = make_plan("iterative", 10, SearchSettings(), state(BINARY_IX), BINARY_IX, 0.02)
     gucs = dict(filtered.gucs)
-    assert filtered.fetch == 100 and gucs["hnsw.iterative_scan"] == "relaxed_order"
+    assert filtered.fetch == 200 and gucs["hnsw.iterative_scan"] == "relaxed_order"
+    assert gucs["hnsw.ef_search"] == "200"
+    assert make_plan("iterative", 4, SearchSettings(), state(), HALFVEC_IX).fetch == 16
+    asked = make_plan("iterative", 10, SearchSettings(overfetch=5), state(), BINARY_IX)
+    assert asked.fetch == 50
     # ef_search below the candidates would make the index return fewer: raised to them
     low = make_plan("index", 10, SearchSettings(ef_search=50, overfetch=8), state(), BINARY_IX)
     assert low.fetch == 80 and dict(low.gucs)["hnsw.ef_search"] == "80"
     high = make_plan("index", 10, SearchSettings(ef_search=300), state(), BINARY_IX)
     assert dict(high.gucs)["hnsw.ef_search"] == "300"
+    # by default at least 100 binary candidates, whatever k; as asked when asked
+    few = make_plan("index", 4, SearchSettings(), state(), BINARY_IX)
+    assert few.fetch == 100 and dict(few.gucs)["hnsw.ef_search"] == "100"
+    assert make_plan("index", 4, SearchSettings(overfetch=10), state(), BINARY_IX).fetch == 40
+    assert make_plan("index", 4, SearchSettings(), state(), HALFVEC_IX).fetch == 8
     capped = make_plan("index", 200, SearchSettings(), state(), BINARY_IX)
     assert capped.fetch == 2000 and dict(capped.gucs)["hnsw.ef_search"] == "1000"
     # the exact route is the exact route
