@@ -38,7 +38,7 @@ from . import _sql
 from ._bootstrap import dimension_error
 from ._engine import aretrying, retrying
 from ._schema import Tables, vector_column_type
-from ._validate import Batch, as_matrix, check_int, prepare
+from ._validate import Batch, as_matrix, check_int, metadata_texts, prepare
 
 #: rows per COPY chunk: bounds the encoded payload held in memory at once (the queued
 #: writer holds at most a few chunks while a thread sends them)
@@ -129,7 +129,7 @@ def encode(
         head_bytes = heads.tobytes()
         ids = _split(chunk.ids)
         texts = _split(chunk.texts)
-        metas = _split(chunk.metadata_json)
+        metas = _split(metadata_texts(chunk.metadatas))
         parts: list[bytes] = [b""] * (7 * rows)
         parts[0::7] = [
             head_bytes[i : i + head_width] for i in range(0, len(head_bytes), head_width)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import decimal
 import itertools
-import operator
 import json
 import math
+import operator
 import re
 import reprlib
 import uuid
@@ -62,8 +62,6 @@ class Batch:
     texts: list[str]
     metadatas: list[dict[str, Any]]
     vectors: np.ndarray
-    #: the metadata as JSON texts (:func:`check_metadatas`), what COPY sends
-    metadata_json: list[str]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,7 +73,6 @@ class Batch:
             [self.texts[i] for i in rows],
             [self.metadatas[i] for i in rows],
             self.vectors[np.asarray(rows, dtype=np.intp)],
-            [self.metadata_json[i] for i in rows],
         )
 
     def slice(self, start: int, stop: int) -> Batch:
@@ -85,7 +82,6 @@ class Batch:
             self.texts[start:stop],
             self.metadatas[start:stop],
             self.vectors[start:stop],
-            self.metadata_json[start:stop],
         )
 
 
@@ -228,16 +224,21 @@ _SEPARATOR = "\x00"
 _SEPARATOR_TEXT = ',"\\u0000",'
 
 
+#: rows checked per call of :func:`check_metadatas` by :func:`prepare`: what the check
+#: allocates (texts, decoded rows) is bounded by this, not by the call's size
+CHECK_ROWS = 10_000
+
+
 def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
-    """One metadata dict (None means {}), checked as :func:`check_metadatas` checks it."""
-    return check_metadatas([metadata], position)[0][0]
+    """One metadata dict (None means {}), checked as :func:`check_metadatas` checks it,
+    as a copy."""
+    return dict(check_metadatas([metadata], position)[0])
 
 
-def check_metadatas(
-    metadatas: Sequence[Any], start: int = 0
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Metadata dicts (None means {}) checked to round-trip through JSONB exactly, and
-    their JSON texts (what COPY sends); positions in errors count from ``start``.
+def check_metadatas(metadatas: Sequence[Any], start: int = 0) -> list[dict[str, Any]]:
+    """Metadata dicts (None means {}) checked to round-trip through JSONB exactly; a
+    Mapping that is not a dict comes back as a dict, a dict as itself. Positions in
+    errors count from ``start``.
 
     In bulk, by C code over all rows at once: the rows are encoded in one call (which
     refuses NaN, infinity and what JSON cannot hold) and decoded back in one call (a
@@ -250,17 +251,12 @@ def check_metadatas(
     """
     if set(map(type, metadatas)) - {dict}:  # None, or a Mapping that is not a dict
         metadatas = [_as_dict(m, start + i) for i, m in enumerate(metadatas)]
-    dicts = list(map(dict, metadatas))
+    dicts: list[dict[str, Any]] = list(metadatas)
     if not dicts:
-        return dicts, []
-    rows = list(itertools.chain.from_iterable(zip(dicts, itertools.repeat(_SEPARATOR))))
-    rows.pop()
-    try:
-        whole = _STRICT(rows)
-    except (TypeError, ValueError, RecursionError):
-        whole = ""
-    texts = whole[1:-1].split(_SEPARATOR_TEXT) if whole else []
-    if len(texts) != len(dicts):  # the encoder refused a row, or a row holds a NUL
+        return dicts
+    rows = _interleaved(dicts)
+    whole, texts = _encoded(rows, len(dicts))
+    if texts is None:  # the encoder refused a row, or a row holds a NUL
         texts = [_encode_one(d, start + i) for i, d in enumerate(dicts)]
         whole = "[" + _SEPARATOR_TEXT.join(texts) + "]"
     suspects: set[int] = set()
@@ -281,19 +277,48 @@ def check_metadatas(
         suspects.update(i for i, t in enumerate(texts) if not _utf8(t))
     for i in sorted(suspects):
         _check_json(dicts[i], f"metadatas[{start + i}]")
+    return dicts
+
+
+def metadata_texts(metadatas: Sequence[dict[str, Any]]) -> list[str]:
+    """The JSON texts of checked metadata (:func:`check_metadatas`), as
+    :func:`json_dumps` writes them, encoded in one call."""
+    if not metadatas:
+        return []
+    whole, texts = _encoded(_interleaved(metadatas), len(metadatas))
+    if texts is None:
+        return list(map(json_dumps, metadatas))
     if "e+" in whole or "e-" in whole:  # a float in exponent notation, maybe
         texts = list(map(_exponents, texts))
-    return dicts, texts
+    return texts
 
 
-def _as_dict(metadata: Any, position: int) -> Mapping[str, Any]:
+def _interleaved(dicts: Sequence[dict[str, Any]]) -> list[Any]:
+    """``[d0, SEP, d1, SEP, ..., dn]``: the rows and separators, one list to encode."""
+    rows = list(itertools.chain.from_iterable(zip(dicts, itertools.repeat(_SEPARATOR))))
+    rows.pop()
+    return rows
+
+
+def _encoded(rows: list[Any], count: int) -> tuple[str, list[str] | None]:
+    """The JSON of :func:`_interleaved` rows and each row's text, or None for the texts
+    when the encoder refuses a row or a row holds the separator (it holds a NUL)."""
+    try:
+        whole = _STRICT(rows)
+    except (TypeError, ValueError, RecursionError):
+        return "", None
+    texts = whole[1:-1].split(_SEPARATOR_TEXT)
+    return whole, texts if len(texts) == count else None
+
+
+def _as_dict(metadata: Any, position: int) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(
             f"metadatas[{position}] must be a dict, got {type(metadata).__name__}"
         )
-    return metadata
+    return metadata if type(metadata) is dict else dict(metadata)
 
 
 def _encode_one(metadata: dict[str, Any], position: int) -> str:
@@ -445,6 +470,9 @@ def prepare(
 ) -> Batch:
     """Validate one call's rows; raise ``InvalidInputError`` on the first problem.
 
+    The batch holds the caller's metadata dicts themselves (never written to): checked
+    :data:`CHECK_ROWS` at a time, so the check's own allocations stay bounded.
+
     Args:
         texts: The documents' contents.
         vectors: One embedding per text.
@@ -468,12 +496,13 @@ def prepare(
         )
     if metadatas is None:
         metadata_list: list[dict[str, Any]] = [{} for _ in range(count)]
-        metadata_json = ["{}"] * count
     else:
         metadatas = list(metadatas)
         if len(metadatas) != count:
             raise InvalidInputError(
                 f"got {count} texts but {len(metadatas)} metadatas; pass one per text"
             )
-        metadata_list, metadata_json = check_metadatas(metadatas)
-    return Batch(check_ids(ids, count), text_list, metadata_list, matrix, metadata_json)
+        metadata_list = []
+        for first in range(0, count, CHECK_ROWS):
+            metadata_list += check_metadatas(metadatas[first : first + CHECK_ROWS], first)
+    return Batch(check_ids(ids, count), text_list, metadata_list, matrix)

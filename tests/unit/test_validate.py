@@ -35,6 +35,7 @@ from langchain_pgvec._validate import (
     check_string,
     json_dumps,
     lookup_ids,
+    metadata_texts,
     plain,
     prepare,
     unstorable,
@@ -258,8 +259,10 @@ def test_a_nested_mapping_json_cannot_encode_is_refused_up_front() -> None:
 
 def test_metadata_texts_are_what_the_database_reads_back() -> None:
     rows = [None, {"x": 1e16, "s": "e+1"}, {"t": (1, 2), "n": {"é": [1e-5]}}]
-    dicts, texts = check_metadatas(rows)
+    dicts = check_metadatas(rows)
     assert dicts == [{}, {"x": 1e16, "s": "e+1"}, {"t": (1, 2), "n": {"é": [1e-5]}}]
+    assert dicts[1] is rows[1]  # checked, not copied
+    texts = metadata_texts(dicts)
     assert texts == ["{}", '{"x":10000000000000000.0,"s":"e+1"}', '{"t":[1,2],"n":{"é":[0.00001]}}']
     assert texts == [json_dumps(d) for d in dicts]
 
@@ -301,12 +304,13 @@ def test_the_bulk_check_refuses_exactly_what_the_per_value_check_does(
 ) -> None:
     expected = _reference(metadata)
     try:
-        dicts, texts = check_metadatas([{"ok": 1}, metadata], start=-1)
+        dicts = check_metadatas([{"ok": 1}, metadata], start=-1)
     except InvalidInputError as exc:
         assert str(exc) == expected
         return
     assert expected is None
-    assert texts[1] == json_dumps(metadata) and dicts[1] == metadata
+    assert dicts[1] is metadata
+    assert metadata_texts(dicts) == ['{"ok":1}', json_dumps(metadata)]
 
 
 def test_deep_nesting_far_beyond_the_limit_is_refused_in_bulk() -> None:
@@ -495,7 +499,8 @@ def test_prepare_makes_a_batch() -> None:
     assert batch.vectors.dtype == np.float32 and batch.vectors.shape == (3, 2)
     # the arguments are left as they were
     assert metadatas == [{"x": 1}, None, {"y": [1]}] and ids == ["i1", None, "i3"]
-    assert batch.metadatas[0] is not metadatas[0]
+    # the caller's dicts are checked, not copied (an O(rows) copy the batch never needs)
+    assert batch.metadatas[0] is metadatas[0]
 
 
 def test_prepare_of_nothing() -> None:
