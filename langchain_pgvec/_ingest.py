@@ -319,7 +319,7 @@ async def _adrive(conn: AsyncConnection, steps: Generator[_Op, Any, int]) -> int
                 answer = False
 
 
-_QUEUE_BUFFERS = 128  # x 128 KiB (psycopg's MAX_BUFFER_SIZE): at most 16 MB queued
+_QUEUE_BUFFERS = 32  # x 128 KiB (psycopg's MAX_BUFFER_SIZE): at most 4 MB queued
 
 
 class _BoundedQueuedWriter(QueuedLibpqWriter):

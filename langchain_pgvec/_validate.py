@@ -226,7 +226,7 @@ _SEPARATOR_TEXT = ',"\\u0000",'
 
 #: rows checked per call of :func:`check_metadatas` by :func:`prepare`: what the check
 #: allocates (texts, decoded rows) is bounded by this, not by the call's size
-CHECK_ROWS = 10_000
+CHECK_ROWS = 2_000
 
 
 def check_metadata(metadata: Any, position: int) -> dict[str, Any]:
