@@ -528,6 +528,41 @@ def make_corpus(n: int, dim: int, *, seed: int = 42, rare_fraction: float | None
     )
 
 
+_AUTHORS = ("Ada Lovelace", "Grace Hopper", "Edsger W. Dijkstra", "Barbara Liskov", "Ken Thompson")
+_PRODUCERS = ("pdfTeX-1.40.25", "Microsoft Word 2019", "LibreOffice 7.5", "Skia/PDF m116")
+_TAGS = ("api", "guide", "faq", "release", "security", "howto", "internals", "cli", "sql", "ops")
+
+
+def loader_metadata(n: int, *, seed: int = 42) -> list[dict[str, Any]]:
+    """Metadata shaped like LangChain's document loaders produce (a PDF loader's, with a
+    splitter's header and a tagger's tags): ten keys, dates as ISO strings, a nested
+    object, a list of tags, a float score. Deterministic from ``seed``."""
+    rng = np.random.default_rng([seed, 5])
+    picks = rng.integers(0, 1 << 30, size=(n, 6))
+    out = []
+    for i in range(n):
+        a, b, c, d, e, f = (int(x) for x in picks[i])
+        book = i // 40
+        out.append(
+            {
+                "source": f"/data/library/{VOCAB[a % len(VOCAB)]}/report-{book:05d}.pdf",
+                "page": i % 40,
+                "total_pages": 40,
+                "title": f"{VOCAB[b % len(VOCAB)].title()} {VOCAB[c % len(VOCAB)]} notes, "
+                f"volume {book % 12 + 1}",
+                "author": _AUTHORS[d % len(_AUTHORS)],
+                "creationdate": f"20{10 + book % 15:02d}-{1 + b % 12:02d}-{1 + c % 28:02d}"
+                f"T{d % 24:02d}:{e % 60:02d}:00+00:00",
+                "moddate": f"2024-{1 + e % 12:02d}-{1 + f % 28:02d}T08:30:00+00:00",
+                "producer": _PRODUCERS[e % len(_PRODUCERS)],
+                "header": {"h1": VOCAB[e % len(VOCAB)].title(), "h2": f"Part {f % 9 + 1}"},
+                "tags": [_TAGS[f % 10], _TAGS[(f // 10) % 10]],
+                "score": round((a % 10_000) / 10_000, 4),
+            }
+        )
+    return out
+
+
 class BenchEmbeddings(Embeddings):
     """Deterministic stand-in embeddings; the benchmarks pass vectors directly."""
 
