@@ -240,19 +240,21 @@ def check_metadatas(metadatas: Sequence[Any], start: int = 0) -> list[dict[str, 
     Mapping that is not a dict comes back as a dict, a dict as itself. Positions in
     errors count from ``start``.
 
-    In bulk, by C code over all rows at once: the rows are encoded in one call (which
-    refuses NaN, infinity and what JSON cannot hold) and decoded back in one call (a
-    non-string key comes back a string: the rows differ), and the texts are searched
-    for what PostgreSQL refuses (a lone surrogate, an escaped NUL) and counted for
-    brackets (more than :data:`MAX_DEPTH` levels need more). Only a row one of these
-    flags gets the per-value check, :func:`_check_json`, which either names the problem
-    or accepts the row (a tuple that came back a list, a backslash before ``u0000``);
-    so exactly what that check refuses is refused.
+    In bulk, by C code over all rows at once. First :func:`_plain`, which walks every
+    row's tree a level at a time and answers whether all of it is certainly storable;
+    it says so of nearly all metadata. Otherwise the rows are encoded in one call
+    (which refuses NaN, infinity and what JSON cannot hold) and decoded back in one
+    call (a non-string key comes back a string: the rows differ), and the texts are
+    searched for what PostgreSQL refuses (a lone surrogate, an escaped NUL) and counted
+    for brackets (more than :data:`MAX_DEPTH` levels need more). Only a row one of
+    these flags gets the per-value check, :func:`_check_json`, which either names the
+    problem or accepts the row (a tuple that came back a list, a backslash before
+    ``u0000``); so exactly what that check refuses is refused.
     """
     if set(map(type, metadatas)) - {dict}:  # None, or a Mapping that is not a dict
         metadatas = [_as_dict(m, start + i) for i, m in enumerate(metadatas)]
     dicts: list[dict[str, Any]] = list(metadatas)
-    if not dicts:
+    if _plain(dicts):
         return dicts
     rows = _interleaved(dicts)
     whole, texts = _encoded(rows, len(dicts))
@@ -278,6 +280,53 @@ def check_metadatas(metadatas: Sequence[Any], start: int = 0) -> list[dict[str, 
     for i in sorted(suspects):
         _check_json(dicts[i], f"metadatas[{start + i}]")
     return dicts
+
+
+_chain = itertools.chain.from_iterable
+#: the exact types a plain tree holds (a subclass takes the per-value check)
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+_is_dict = frozenset({dict}).__contains__
+_is_list = frozenset({list, tuple}).__contains__
+_is_str = frozenset({str}).__contains__
+_is_float = frozenset({float}).__contains__
+
+
+def _plain(dicts: list[dict[str, Any]]) -> bool:
+    """Whether every row is certainly storable as JSONB, decided a level at a time.
+
+    Each level is the keys and values of the dicts, and the items of the lists, one
+    level deeper than the last; every step over it (types, keys, strings, floats) is
+    a C iterator. True when every key is a ``str``, every value of an exact JSON type,
+    every float finite, every string free of NUL and lone surrogates, and no value
+    deeper than :data:`MAX_DEPTH`. False means only "look closer", not "refused".
+    """
+    strings: list[list[str]] = []
+    containers: tuple[list[Any], list[Any]] = (dicts, [])
+    for _ in range(MAX_DEPTH):
+        level_dicts, level_lists = containers
+        keys = list(_chain(level_dicts))
+        if set(map(type, keys)) - {str}:
+            return False
+        strings.append(keys)
+        items = list(_chain((_chain(map(dict.values, level_dicts)), _chain(level_lists))))
+        types = list(map(type, items))
+        kinds = set(types)
+        if kinds - _PLAIN_TYPES:
+            return False
+        if str in kinds:
+            strings.append(list(itertools.compress(items, map(_is_str, types))))
+        if float in kinds:
+            floats = itertools.compress(items, map(_is_float, types))
+            if not all(map(math.isfinite, floats)):
+                return False
+        containers = (
+            list(itertools.compress(items, map(_is_dict, types))) if dict in kinds else [],
+            list(itertools.compress(items, map(_is_list, types))) if kinds & {list, tuple} else [],
+        )
+        if not containers[0] and not containers[1]:
+            joined = "".join(_chain(strings))
+            return "\x00" not in joined and (joined.isascii() or _utf8(joined))
+    return False
 
 
 def metadata_texts(metadatas: Sequence[dict[str, Any]]) -> list[str]:

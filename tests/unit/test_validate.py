@@ -313,6 +313,21 @@ def test_the_bulk_check_refuses_exactly_what_the_per_value_check_does(
     assert metadata_texts(dicts) == ['{"ok":1}', json_dumps(metadata)]
 
 
+class _Label(str):
+    pass
+
+
+def test_what_the_level_walk_declines_still_gets_the_per_value_check() -> None:
+    # a str subclass, an empty list at depth 100 (nothing in it is deeper): storable
+    deepest: Any = []
+    for _ in range(99):
+        deepest = [deepest]
+    rows = [{"a": _Label("x")}, {"a": deepest}, {"a": nested_lists(99)}]
+    assert check_metadatas(rows) == rows
+    assert not _validate._plain(rows[:1]) and not _validate._plain(rows[1:2])
+    assert _validate._plain(rows[2:])
+
+
 def test_deep_nesting_far_beyond_the_limit_is_refused_in_bulk() -> None:
     deep: dict[str, Any] = {}
     inner = deep
