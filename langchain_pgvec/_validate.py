@@ -85,6 +85,10 @@ class Batch:
         )
 
 
+#: bytes of the boolean block the finiteness check of a matrix allocates at once
+FINITE_CHECK_BYTES = 1 << 22
+
+
 def as_matrix(vectors: Any, *, rows: int | None = None, what: str = "embeddings") -> np.ndarray:
     """``vectors`` as a C-contiguous float32 (n, d) matrix of finite values."""
     try:
@@ -105,13 +109,15 @@ def as_matrix(vectors: Any, *, rows: int | None = None, what: str = "embeddings"
         raise InvalidInputError(f"got {rows} texts but {matrix.shape[0]} {what}; pass one per text")
     if matrix.shape[1] == 0:
         raise InvalidInputError(f"{what} must have at least one dimension")
-    finite = np.isfinite(matrix).all(axis=1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise InvalidInputError(
-            f"{what}[{bad}] holds NaN or infinity, which pgvector cannot store; check the "
-            "embedding model's output for that text"
-        )
+    rows_at_once = max(1, FINITE_CHECK_BYTES // matrix.shape[1])
+    for first in range(0, matrix.shape[0], rows_at_once):  # a bool per value, a block at a time
+        finite = np.isfinite(matrix[first : first + rows_at_once]).all(axis=1)
+        if not finite.all():
+            bad = first + int(np.flatnonzero(~finite)[0])
+            raise InvalidInputError(
+                f"{what}[{bad}] holds NaN or infinity, which pgvector cannot store; check "
+                "the embedding model's output for that text"
+            )
     contiguous: np.ndarray = np.ascontiguousarray(matrix)
     return contiguous
 

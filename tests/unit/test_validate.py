@@ -338,6 +338,15 @@ def test_deep_nesting_far_beyond_the_limit_is_refused_in_bulk() -> None:
         check_metadatas([{}, deep])
 
 
+def test_finiteness_is_checked_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_validate, "FINITE_CHECK_BYTES", 64)  # 16 rows of 4 per block
+    matrix = np.ones((100, 4), np.float32)
+    assert as_matrix(matrix) is matrix
+    matrix[57, 3] = np.inf
+    with pytest.raises(InvalidInputError, match=r"^embeddings\[57\] holds NaN or infinity"):
+        as_matrix(matrix)
+
+
 # ---------------------------------------------------------------------- ids
 
 
