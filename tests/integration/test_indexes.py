@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import support.twins
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from sqlalchemy import Engine, MetaData, Table, create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.schema import DropTable
 from support.modes import autovacuum_off, concurrent_builds_only, partial_indexes_only
+from support.own_tables import drop_tables, own_tables
 from support.twins import Runner
 
 from langchain_pgvec import (
@@ -41,34 +41,11 @@ DIM = 8
 SMALL_HNSW = HNSW(m=8, ef_construction=32)  # builds fast; plenty for a few thousand rows
 
 
-def _drop_tables(engine: Engine, names: list[tuple[str, str]]) -> None:
-    with engine.begin() as conn:
-        for embedding_table, collection_table in names:
-            for name in (embedding_table, collection_table):
-                conn.execute(DropTable(Table(name, MetaData()), if_exists=True))
-
-
 @pytest.fixture
 def make_store(engine: Engine, collection_name: str) -> Iterator[Any]:
     """Stores on tables of their own: ``make_store(dim, tables=None, **kwargs)``."""
-    made: list[tuple[str, str]] = []
-
-    def factory(dim: int = DIM, *, tables: str | None = None, **kwargs: Any) -> PGVecStore:
-        suffix = tables or uuid.uuid4().hex[:8]
-        names = (f"ix_e{dim}_{suffix}", f"ix_c{dim}_{suffix}")
-        if names not in made:
-            made.append(names)
-        kwargs.setdefault("connection", engine)
-        kwargs.setdefault("collection_name", collection_name)
-        return PGVecStore(
-            DeterministicFakeEmbedding(size=dim),
-            embedding_table=names[0],
-            collection_table=names[1],
-            **kwargs,
-        )
-
-    yield factory
-    _drop_tables(engine, made)
+    with own_tables(engine, collection_name, "ix", DIM) as make:
+        yield make
 
 
 def unit_rows(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
@@ -637,7 +614,7 @@ async def big_table(engine: Engine) -> AsyncIterator[dict[str, Any]]:
     loader.add_embeddings([""] * BIG, vectors)
     analyze(engine, loader)
     yield config
-    _drop_tables(engine, [(config["embedding_table"], config["collection_table"])])
+    drop_tables(engine, [(config["embedding_table"], config["collection_table"])])
 
 
 def fresh(config: dict[str, Any], **kwargs: Any) -> PGVecStore:

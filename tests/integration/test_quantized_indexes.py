@@ -7,16 +7,14 @@ the indexes built here never change another test's plans.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
-from sqlalchemy import Engine, MetaData, Table, text
-from sqlalchemy.schema import DropTable
+from sqlalchemy import Engine, text
 from support.modes import PARTITIONED, partial_indexes_only
+from support.own_tables import own_tables
 from support.twins import Runner
 
 from langchain_pgvec import (
@@ -40,27 +38,8 @@ OPCLASS = {"halfvec": "halfvec_cosine_ops", "binary": "bit_hamming_ops"}
 @pytest.fixture
 def make_store(engine: Engine, collection_name: str) -> Iterator[Any]:
     """Stores on tables of their own: ``make_store(dim, tables=None, **kwargs)``."""
-    made: list[tuple[str, str]] = []
-
-    def factory(dim: int = DIM, *, tables: str | None = None, **kwargs: Any) -> PGVecStore:
-        suffix = tables or uuid.uuid4().hex[:8]
-        names = (f"qx_e{dim}_{suffix}", f"qx_c{dim}_{suffix}")
-        if names not in made:
-            made.append(names)
-        kwargs.setdefault("connection", engine)
-        kwargs.setdefault("collection_name", collection_name)
-        return PGVecStore(
-            DeterministicFakeEmbedding(size=dim),
-            embedding_table=names[0],
-            collection_table=names[1],
-            **kwargs,
-        )
-
-    yield factory
-    with engine.begin() as conn:
-        for names in made:
-            for name in names:
-                conn.execute(DropTable(Table(name, MetaData()), if_exists=True))
+    with own_tables(engine, collection_name, "qx", DIM) as make:
+        yield make
 
 
 def small(quantization: Quantization | None = None) -> HNSW:
