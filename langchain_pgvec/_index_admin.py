@@ -8,9 +8,12 @@ itself are sync functions of a ``Connection`` that the async twins run through
 watch a build's progress (a thread, or a task).
 
 Index builds ignore the store's ``statement_timeout``: it bounds searches, and a
-build that takes minutes is expected. ``CREATE INDEX CONCURRENTLY`` cannot run in a
-transaction block, so it runs on an AUTOCOMMIT connection with a session-level
-``maintenance_work_mem`` that is reset afterwards.
+build that takes minutes is expected. A build in a transaction also lifts the
+session's own ``statement_timeout`` (a role's, or the engine's connect options) for
+that transaction; a concurrent build, which runs outside one, is bounded by it.
+``CREATE INDEX CONCURRENTLY`` cannot run in a transaction block, so it runs on an
+AUTOCOMMIT connection with a session-level ``maintenance_work_mem`` that is reset
+afterwards.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ def _run_build(conn: Connection, build: _Build) -> None:
         )
     if memory is not None:
         conn.execute(_index_specs.set_memory(memory, local=not build.concurrently))
+    if not build.concurrently:
+        conn.execute(_index_specs.NO_TIMEOUT)
     try:
         conn.execute(build.statement)
         if build.partitioned:

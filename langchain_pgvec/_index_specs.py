@@ -366,6 +366,8 @@ def set_memory(value: str, *, local: bool) -> Select[Any]:
 
 
 RESET_MEMORY = text("RESET maintenance_work_mem")
+#: a build in a transaction runs until done, whatever the session's statement_timeout
+NO_TIMEOUT = select(func.set_config("statement_timeout", "0", True))
 BACKEND_PID = select(func.pg_backend_pid())
 
 

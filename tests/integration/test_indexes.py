@@ -682,3 +682,23 @@ async def test_indexed_large_table_is_silent(big_table: dict[str, Any], run: Run
         await run(other, "delete_collection")
     finally:
         await run(store, "drop_index", name)
+
+
+def test_a_build_outlives_the_sessions_statement_timeout(make_store: Any, pg_url: str) -> None:
+    """A role's or the engine's statement_timeout bounds searches, not create_index."""
+    loader = make_store(tables="timeout")
+    rows = 20_000
+    vectors = np.random.default_rng(3).standard_normal((rows, DIM)).astype(np.float32)
+    loader.add_embeddings([f"t{i}" for i in range(rows)], vectors)
+    timed = create_engine(pg_url, connect_args={"options": "-c statement_timeout=100"})
+    try:
+        store = make_store(tables="timeout", connection=timed)
+        table = store._spec.embedding_table
+        with timed.connect() as conn, pytest.raises(Exception, match="statement timeout"):
+            conn.execute(  # the same build by hand, under the session's timeout
+                text(f"CREATE INDEX timeout_probe ON {table} USING hnsw (embedding vector_l2_ops)")
+            )
+        name = store.create_index(HNSW())
+        assert name in [index.name for index in store.list_indexes()]
+    finally:
+        timed.dispose()
