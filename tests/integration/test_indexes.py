@@ -20,7 +20,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from support.modes import autovacuum_off, concurrent_builds_only, partial_indexes_only
-from support.own_tables import drop_tables, own_tables
+from support.own_tables import analyze, drop_tables, own_tables, vector_indexes
 from support.twins import Runner
 
 from langchain_pgvec import (
@@ -28,7 +28,6 @@ from langchain_pgvec import (
     DatabaseError,
     DistanceStrategy,
     FilterError,
-    IndexInfo,
     InvalidInputError,
     IVFFlat,
     PerformanceWarning,
@@ -61,17 +60,6 @@ async def load(
     ids = [f"{seed}-{i}" for i in range(n)]
     await run(store, "add_embeddings", [f"doc {i}" for i in range(n)], vectors, metadatas, ids)
     return vectors
-
-
-def analyze(engine: Engine, store: PGVecStore) -> None:
-    table = store.engine.dialect.identifier_preparer.quote(store._spec.embedding_table)
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE " + table))
-    store._state = None
-
-
-def vector_indexes(indexes: list[IndexInfo]) -> list[IndexInfo]:
-    return [i for i in indexes if i.is_vector]
 
 
 # ---------------------------------------------------------------------- create, list, drop

@@ -12,16 +12,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from support.modes import PARTITIONED, partial_indexes_only
-from support.own_tables import own_tables
+from support.own_tables import analyze, own_tables, vector_indexes
 from support.twins import Runner
 
 from langchain_pgvec import (
     HNSW,
     DistanceStrategy,
     ExtensionError,
-    IndexInfo,
     InvalidInputError,
     PGVecStore,
     SchemaError,
@@ -85,17 +84,6 @@ async def load(
     texts = [f"doc {i}" for i in range(len(vectors))]
     await run(store, "add_embeddings", texts, vectors, metadatas, ids)
     return ids
-
-
-def analyze(engine: Engine, store: PGVecStore) -> None:
-    table = store.engine.dialect.identifier_preparer.quote(store._spec.embedding_table)
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE " + table))
-    store._state = None
-
-
-def vector_indexes(indexes: list[IndexInfo]) -> list[IndexInfo]:
-    return [i for i in indexes if i.is_vector]
 
 
 def exact_ids(vectors: np.ndarray, query: np.ndarray, k: int, rows: Any = None) -> list[str]:

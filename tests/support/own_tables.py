@@ -1,4 +1,5 @@
-"""Stores on tables of their own, dropped when the test ends."""
+"""Stores on tables of their own, dropped when the test ends, and what the index tests
+ask of them."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from sqlalchemy import Engine, MetaData, Table
+from sqlalchemy import Engine, MetaData, Table, text
 from sqlalchemy.schema import DropTable
 
-from langchain_pgvec import PGVecStore
+from langchain_pgvec import IndexInfo, PGVecStore
 
 
 def drop_tables(engine: Engine, names: list[tuple[str, str]]) -> None:
@@ -49,3 +50,16 @@ def own_tables(
         yield make
     finally:
         drop_tables(engine, made)
+
+
+def analyze(engine: Engine, store: PGVecStore) -> None:
+    """ANALYZE the store's embedding table, and make the store read its state again."""
+    table = store.engine.dialect.identifier_preparer.quote(store._spec.embedding_table)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE " + table))
+    store._state = None
+
+
+def vector_indexes(indexes: list[IndexInfo]) -> list[IndexInfo]:
+    """The vector indexes among ``indexes``."""
+    return [i for i in indexes if i.is_vector]
