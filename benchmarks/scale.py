@@ -82,7 +82,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -707,6 +707,48 @@ def serial(
     return out
 
 
+#: one client's burst: (first start, last end, latencies, answers by query)
+Burst = tuple[float, float, list[float], dict[int, list[int]]]
+
+
+def _schedule(
+    names: list[str],
+    clients: int,
+    per_client: int,
+    rounds: int,
+    warmup: Sequence[int],
+    seconds: float,
+    seed: int,
+    out: dict[str, Sample],
+) -> Iterator[tuple[str, list[list[int]], bool]]:
+    """The bursts of :func:`threaded` and :func:`tasks`: (system, queries per client,
+    timed). An untimed warm-up burst per system, then ``rounds`` rounds in shuffled
+    system order, each client its own block of ``per_client`` queries; a system whose
+    burst failed (``out[name].error``) is left out of the rest."""
+    blocks = np.array_split(np.arange(per_client), rounds)
+    rng = np.random.default_rng(seed)
+    deadline = time.monotonic() + seconds
+    for name in names:
+        yield name, [list(warmup)[c::clients] or [warmup[0]] for c in range(clients)], False
+    for r in range(rounds):
+        if time.monotonic() > deadline:
+            break
+        for position in rng.permutation(len(names)):
+            name = names[int(position)]
+            if out[name].error:
+                continue
+            block = blocks[(r + int(position)) % rounds]
+            yield name, [[c * per_client + int(j) for j in block] for c in range(clients)], True
+
+
+def _record(sample: Sample, results: Sequence[Burst]) -> None:
+    """Add one timed burst to ``sample``: its wall time, latencies and answers."""
+    sample.wall += max(r[1] for r in results) - min(r[0] for r in results)
+    for _, _, latencies, answers in results:
+        sample.latencies.extend(latencies)
+        sample.answers.update(answers)
+
+
 def threaded(
     systems: dict[str, list[Search]],
     per_client: int,
@@ -721,14 +763,11 @@ def threaded(
     names = list(systems)
     clients = len(systems[names[0]])
     out = {name: Sample() for name in names}
-    blocks = np.array_split(np.arange(per_client), rounds)
-    rng = np.random.default_rng(seed)
-    deadline = time.monotonic() + seconds
 
-    def burst(name: str, plan: list[list[int]], timed: bool) -> None:
+    def burst(name: str, plan: list[list[int]]) -> list[Burst]:
         barrier = threading.Barrier(len(plan))
 
-        def client(c: int) -> tuple[float, float, list[float], dict[int, list[int]]]:
+        def client(c: int) -> Burst:
             search = systems[name][c]
             barrier.wait(timeout=60)
             latencies, answers = [], {}
@@ -740,35 +779,19 @@ def threaded(
             return first, time.perf_counter(), latencies, answers
 
         futures = [pool.submit(client, c) for c in range(len(plan))]
-        results = [f.result(timeout=BURST_TIMEOUT) for f in futures]
-        if timed:
-            sample = out[name]
-            sample.wall += max(r[1] for r in results) - min(r[0] for r in results)
-            for _, _, latencies, answers in results:
-                sample.latencies.extend(latencies)
-                sample.answers.update(answers)
+        return [f.result(timeout=BURST_TIMEOUT) for f in futures]
 
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        for name in names:
+        for name, plan, timed in _schedule(
+            names, clients, per_client, rounds, warmup, seconds, seed, out
+        ):
             try:
-                burst(
-                    name, [list(warmup)[c::clients] or [warmup[0]] for c in range(clients)], False
-                )
+                results = burst(name, plan)
             except Exception as exc:
                 out[name].error = error_note(exc)
-        for r in range(rounds):
-            if time.monotonic() > deadline:
-                break
-            for position in rng.permutation(len(names)):
-                name = names[int(position)]
-                if out[name].error:
-                    continue
-                block = blocks[(r + int(position)) % rounds]
-                plan = [[c * per_client + int(j) for j in block] for c in range(clients)]
-                try:
-                    burst(name, plan, True)
-                except Exception as exc:
-                    out[name].error = error_note(exc)
+                continue
+            if timed:
+                _record(out[name], results)
     return out
 
 
@@ -784,12 +807,9 @@ async def tasks(
     names = list(systems)
     clients = len(systems[names[0]])
     out = {name: Sample() for name in names}
-    blocks = np.array_split(np.arange(per_client), rounds)
-    rng = np.random.default_rng(seed)
-    deadline = time.monotonic() + seconds
 
-    async def burst(name: str, plan: list[list[int]], timed: bool) -> None:
-        async def client(c: int) -> tuple[float, float, list[float], dict[int, list[int]]]:
+    async def burst(name: str, plan: list[list[int]]) -> list[Burst]:
+        async def client(c: int) -> Burst:
             search = systems[name][c]
             latencies, answers = [], {}
             first = time.perf_counter()
@@ -799,36 +819,22 @@ async def tasks(
                 latencies.append(time.perf_counter() - start)
             return first, time.perf_counter(), latencies, answers
 
-        results = await asyncio.wait_for(
-            asyncio.gather(*(client(c) for c in range(len(plan)))), BURST_TIMEOUT
-        )
-        if timed:
-            sample = out[name]
-            sample.wall += max(r[1] for r in results) - min(r[0] for r in results)
-            for _, _, latencies, answers in results:
-                sample.latencies.extend(latencies)
-                sample.answers.update(answers)
-
-    for name in names:
-        try:
-            await burst(
-                name, [list(warmup)[c::clients] or [warmup[0]] for c in range(clients)], False
+        return list(
+            await asyncio.wait_for(
+                asyncio.gather(*(client(c) for c in range(len(plan)))), BURST_TIMEOUT
             )
+        )
+
+    for name, plan, timed in _schedule(
+        names, clients, per_client, rounds, warmup, seconds, seed, out
+    ):
+        try:
+            results = await burst(name, plan)
         except Exception as exc:
             out[name].error = error_note(exc)
-    for r in range(rounds):
-        if time.monotonic() > deadline:
-            break
-        for position in rng.permutation(len(names)):
-            name = names[int(position)]
-            if out[name].error:
-                continue
-            block = blocks[(r + int(position)) % rounds]
-            plan = [[c * per_client + int(j) for j in block] for c in range(clients)]
-            try:
-                await burst(name, plan, True)
-            except Exception as exc:
-                out[name].error = error_note(exc)
+            continue
+        if timed:
+            _record(out[name], results)
     return out
 
 
